@@ -1,0 +1,3 @@
+"""otelhouse: an OpenTelemetry backend on ClickHouse."""
+
+__version__ = "0.1.0"

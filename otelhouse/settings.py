@@ -1,0 +1,94 @@
+"""Every otelhouse setting, in one typed object.
+
+Values come from ``OTELHOUSE_*`` environment variables; the CLI passes its flags as
+keyword arguments, which pydantic-settings ranks above the environment, so a flag always
+wins over an env var.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """Split ``host:port`` (IPv6 as ``[::1]:4317``) and check the port."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {addr!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OTELHOUSE_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./otelhouse-data"),
+        description="Directory of the embedded ClickHouse store (ignored in server mode).",
+    )
+    clickhouse_url: str | None = Field(
+        None,
+        description="Server mode when set: http(s)://user:pass@host:8123/database.",
+    )
+    database: str = Field("otel", description="Database for the tables (server URL path wins).")
+    otlp_grpc_addr: str = Field("127.0.0.1:4317", description="OTLP/gRPC listen address.")
+    api_addr: str = Field("127.0.0.1:8080", description="Query API listen address.")
+    retention_days: int = Field(
+        30, ge=0, description="Rows older than this are dropped by TTL; 0 keeps them forever."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest OTLP request accepted, after decompression."
+    )
+    batch_max_rows: int = Field(50_000, gt=0, description="Rows per storage insert, at most.")
+    batch_max_delay_ms: int = Field(
+        200, ge=0, description="Longest a span waits for its batch to fill before insert."
+    )
+    queue_max_rows: int = Field(
+        400_000,
+        gt=0,
+        description="Spans accepted but not yet stored before new requests get UNAVAILABLE.",
+    )
+    stats_interval_s: float = Field(10.0, gt=0, description="Seconds between ingest log lines.")
+
+    @field_validator("database")
+    @classmethod
+    def _database_is_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("database must be letters, digits and underscores")
+        return value
+
+    @field_validator("otlp_grpc_addr", "api_addr")
+    @classmethod
+    def _addr_has_port(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _url_is_http(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("clickhouse_url must look like http://user:pass@host:8123/database")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.clickhouse_url is None
+
+    @property
+    def effective_database(self) -> str:
+        if self.clickhouse_url:
+            path = unquote(urlsplit(self.clickhouse_url).path.strip("/"))
+            if path:
+                if not _IDENTIFIER.match(path):
+                    raise ValueError(f"database {path!r} in clickhouse_url is not an identifier")
+                return path
+        return self.database

@@ -1,0 +1,153 @@
+"""Group commit: coalesce concurrent requests into large inserts, acknowledge after the insert.
+
+Every ``submit`` waits until the batch holding its spans has been written by the sink, so an
+Export call can only succeed once its spans are durable. The batcher knows nothing about
+ClickHouse: a sink is any blocking callable taking ``SpanColumns`` (a write-ahead log can take
+the storage sink's place without touching this module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from receiver.stats import IngestStats
+from storage.traces import SpanColumns
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[SpanColumns], None]
+
+
+class Overloaded(Exception):
+    """More spans are waiting for storage than the queue bound allows; retry later."""
+
+
+class SinkFailed(Exception):
+    """The sink raised while writing the batch holding these spans; nothing was stored."""
+
+
+class BatcherClosed(Exception):
+    """The batcher is shutting down and takes no new spans."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    spans: SpanColumns
+    done: asyncio.Future[None]
+    arrived: float
+
+
+class Batcher:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_rows: int,
+        max_delay_s: float,
+        max_queued_rows: int,
+        stats: IngestStats | None = None,
+    ) -> None:
+        self._sink = sink
+        self._max_rows = max_rows
+        self._max_delay_s = max_delay_s
+        self._max_queued_rows = max_queued_rows
+        self.stats = stats or IngestStats()
+        self._pending: deque[_Pending] = deque()
+        self._pending_rows = 0
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued_rows(self) -> int:
+        """Spans accepted and not yet stored (pending and in flight)."""
+        return self._queued_rows
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="otelhouse-batcher")
+
+    async def stop(self) -> None:
+        """Take no new spans, write everything already accepted, then return."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def submit(self, spans: SpanColumns) -> None:
+        rows = len(spans)
+        if rows == 0:
+            return
+        if self._closing:
+            raise BatcherClosed("receiver is shutting down")
+        if self._queued_rows + rows > self._max_queued_rows and self._queued_rows > 0:
+            raise Overloaded(
+                f"{self._queued_rows} spans are waiting for storage (bound {self._max_queued_rows})"
+            )
+        item = _Pending(spans, asyncio.get_running_loop().create_future(), time.monotonic())
+        self._pending.append(item)
+        self._pending_rows += rows
+        self._queued_rows += rows
+        if self._pending_rows >= self._max_rows or len(self._pending) == 1:
+            self._wakeup.set()
+        await asyncio.shield(item.done)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wait_for_batch()
+            if not self._pending:
+                if self._closing:
+                    return
+                continue
+            batch, waiters = self._take_batch()
+            try:
+                await asyncio.to_thread(self._sink, batch)
+            except Exception as exc:  # noqa: BLE001 - any sink failure is reported to callers
+                log.warning("storage write of %d spans failed: %s", len(batch), exc)
+                self.stats.failed += len(batch)
+                error = SinkFailed(str(exc))
+                for waiter in waiters:
+                    if not waiter.done.done():
+                        waiter.done.set_exception(error)
+            else:
+                self.stats.stored += len(batch)
+                for waiter in waiters:
+                    if not waiter.done.done():
+                        waiter.done.set_result(None)
+            finally:
+                self._queued_rows -= len(batch)
+
+    async def _wait_for_batch(self) -> None:
+        """Return when a full batch is waiting, the oldest span has waited long enough, or on
+        shutdown."""
+        while not self._closing:
+            if self._pending_rows >= self._max_rows:
+                return
+            if self._pending:
+                remaining = self._pending[0].arrived + self._max_delay_s - time.monotonic()
+                if remaining <= 0:
+                    return
+            else:
+                remaining = None
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> tuple[SpanColumns, list[_Pending]]:
+        """Whole requests up to ``max_rows`` (at least one request, however large)."""
+        waiters = [self._pending.popleft()]
+        batch = SpanColumns()
+        batch.extend(waiters[0].spans)
+        while self._pending and len(batch) + len(self._pending[0].spans) <= self._max_rows:
+            item = self._pending.popleft()
+            batch.extend(item.spans)
+            waiters.append(item)
+        self._pending_rows -= len(batch)
+        return batch, waiters

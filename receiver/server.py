@@ -1,0 +1,62 @@
+"""The OTLP/gRPC server: binds the port, owns the batcher, shuts down without losing spans."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from otelhouse.settings import Settings
+from receiver.batcher import Batcher, Sink
+from receiver.grpc_service import TraceExportHandler
+from receiver.stats import IngestStats
+
+log = logging.getLogger(__name__)
+
+GRPC_OVERHEAD_BYTES = 64 * 1024
+
+
+class GrpcReceiver:
+    """``start`` binds and serves; ``stop`` refuses new calls, lets accepted ones finish and
+    flushes every accepted span to the sink before returning."""
+
+    def __init__(self, settings: Settings, sink: Sink, *, stats: IngestStats | None = None) -> None:
+        self.settings = settings
+        self.stats = stats or IngestStats()
+        self.batcher = Batcher(
+            sink,
+            max_rows=settings.batch_max_rows,
+            max_delay_s=settings.batch_max_delay_ms / 1000,
+            max_queued_rows=settings.queue_max_rows,
+            stats=self.stats,
+        )
+        self._server: grpc.aio.Server | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        limit = self.settings.max_request_bytes
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", GRPC_OVERHEAD_BYTES),
+            ],
+        )
+        self._server.add_generic_rpc_handlers((TraceExportHandler(self.batcher).generic_handler(),))
+        self.port = self._server.add_insecure_port(self.settings.otlp_grpc_addr)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.otlp_grpc_addr} for OTLP/gRPC")
+        self.batcher.start()
+        await self._server.start()
+        log.info("OTLP/gRPC receiver listening on %s", self.address)
+        return self.port
+
+    @property
+    def address(self) -> str:
+        host = self.settings.otlp_grpc_addr.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+        await self.batcher.stop()
+        log.info("OTLP/gRPC receiver stopped; %d spans stored in total", self.stats.stored)

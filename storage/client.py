@@ -1,0 +1,49 @@
+"""Client construction, the only place where the embedded and the server mode differ.
+
+Every other module receives a ``clickhouse_connect`` client and runs the same SQL on it.
+Callers own their clients (no module-level connection): chdb lets several clients share one
+data directory inside a process, and they run concurrently, so the writer and the query API
+each open their own.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.settings import Settings
+
+
+class StorageUnavailable(RuntimeError):
+    """ClickHouse could not be reached or refused the operation; the caller may retry."""
+
+
+def open_client(settings: Settings, *, database: str | None = None) -> Client:
+    """Open a client on the configured store.
+
+    ``database=""`` opens it without selecting a database, which migrations need before the
+    database exists.
+    """
+    db = settings.effective_database if database is None else database
+    try:
+        if settings.embedded:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(
+                interface="chdb", path=str(settings.data_dir.resolve()), database=db or None
+            )
+        url = urlsplit(settings.clickhouse_url or "")
+        return clickhouse_connect.get_client(
+            interface=url.scheme,
+            host=url.hostname,
+            port=url.port or (8443 if url.scheme == "https" else 8123),
+            username=unquote(url.username or "default"),
+            password=unquote(url.password or ""),
+            database=db or "__default__",
+            connect_timeout=5,
+            send_receive_timeout=60,
+        )
+    except Exception as exc:  # noqa: BLE001 - the driver raises many kinds; all mean "not now"
+        where = settings.data_dir if settings.embedded else settings.clickhouse_url
+        raise StorageUnavailable(f"cannot open ClickHouse at {where}: {exc}") from exc

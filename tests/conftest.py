@@ -1,0 +1,103 @@
+"""Fixtures that start real components: the embedded ClickHouse engine, a real gRPC receiver
+on a free loopback port.
+
+chdb serves one data directory per process, so the session shares one temporary directory
+and each test gets a database of its own in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.settings import Settings
+from receiver.batcher import Sink
+from receiver.server import GrpcReceiver
+from storage import migrate, open_client
+from storage.traces import insert_spans
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("otelhouse-data")
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        otlp_grpc_addr="127.0.0.1:0",
+        api_addr="127.0.0.1:0",
+        batch_max_delay_ms=20,
+        stats_interval_s=3600,
+    )
+
+
+@pytest.fixture
+def storage(settings: Settings) -> Iterator[Client]:
+    """A client on a freshly migrated database of this test's own."""
+    admin = open_client(settings, database="")
+    migrate(admin, settings)
+    client = open_client(settings)
+    yield client
+    client.close()
+    admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")
+    admin.close()
+
+
+class ReceiverThread:
+    """A GrpcReceiver serving from its own event loop in a background thread, the way
+    ``otelhouse serve`` runs it, so synchronous SDK exporters can talk to it."""
+
+    def __init__(self, settings: Settings, sink: Sink) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.receiver = GrpcReceiver(settings, sink)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.port = self.call(self.receiver.start())
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def call(self, coro):  # noqa: ANN001, ANN201 - any coroutine, its result
+        future: Future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout=60)
+
+    def stop(self) -> None:
+        self.call(self.receiver.stop(grace_s=2))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def start_receiver(settings: Settings, storage: Client) -> Iterator[Callable[..., ReceiverThread]]:
+    """Factory: ``start_receiver()`` stores into this test's database; a custom sink or
+    settings changes can be passed."""
+    started: list[ReceiverThread] = []
+    writer = open_client(settings)
+
+    def start(sink: Sink | None = None, **changes: object) -> ReceiverThread:
+        effective = settings.model_copy(update=changes)
+        thread = ReceiverThread(effective, sink or (lambda spans: insert_spans(writer, spans)))
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
+    writer.close()
+
+
+@pytest.fixture
+def receiver(start_receiver: Callable[..., ReceiverThread]) -> ReceiverThread:
+    return start_receiver()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.settings import Settings
+from storage import migrate, open_client
+from storage.migrations import VERSION_TABLE, applied_versions, load_migrations
+
+
+def test_migrations_apply_once_and_record_versions(settings: Settings, storage: Client) -> None:
+    db = settings.effective_database
+    expected = {m.version for m in load_migrations(settings)}
+    assert applied_versions(storage, db) == expected
+    admin = open_client(settings, database="")
+    try:
+        assert migrate(admin, settings) == []
+    finally:
+        admin.close()
+    rows = storage.query(f"SELECT count() FROM {db}.{VERSION_TABLE}").result_rows
+    assert rows[0][0] == len(expected)
+
+
+def test_tables_match_collector_schema(settings: Settings, storage: Client) -> None:
+    columns = dict(
+        storage.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} "
+            "AND table = 'otel_traces' AND default_kind = ''",
+            parameters={"db": settings.effective_database},
+        ).result_rows
+    )
+    assert columns == {
+        "Timestamp": "DateTime64(9)",
+        "TraceId": "String",
+        "SpanId": "String",
+        "ParentSpanId": "String",
+        "TraceState": "String",
+        "SpanName": "LowCardinality(String)",
+        "SpanKind": "LowCardinality(String)",
+        "ServiceName": "LowCardinality(String)",
+        "ResourceAttributes": "Map(LowCardinality(String), String)",
+        "ScopeName": "String",
+        "ScopeVersion": "String",
+        "SpanAttributes": "Map(LowCardinality(String), String)",
+        "Duration": "UInt64",
+        "StatusCode": "LowCardinality(String)",
+        "StatusMessage": "String",
+        "Events.Timestamp": "Array(DateTime64(9))",
+        "Events.Name": "Array(LowCardinality(String))",
+        "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+        "Links.TraceId": "Array(String)",
+        "Links.SpanId": "Array(String)",
+        "Links.TraceState": "Array(String)",
+        "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+    }
+    engine = storage.query(
+        "SELECT sorting_key, partition_key, engine_full FROM system.tables "
+        "WHERE database = {db:String} AND name = 'otel_traces'",
+        parameters={"db": settings.effective_database},
+    ).result_rows[0]
+    assert engine[0] == "ServiceName, SpanName, toDateTime(Timestamp)"
+    assert engine[1] == "toDate(Timestamp)"
+    assert "toIntervalDay(30)" in engine[2] and "ttl_only_drop_parts = 1" in engine[2]
+    indexes = dict(
+        storage.query(
+            "SELECT name, type_full FROM system.data_skipping_indices "
+            "WHERE database = {db:String} AND table = 'otel_traces'",
+            parameters={"db": settings.effective_database},
+        ).result_rows
+    )
+    assert indexes["idx_trace_id"] == "bloom_filter(0.001)"
+    assert indexes["idx_span_attr_value"] == "bloom_filter(0.01)"
+    assert indexes["idx_duration"] == "minmax"
