@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         description="Spans accepted but not yet stored before new requests get UNAVAILABLE.",
     )
     stats_interval_s: float = Field(10.0, gt=0, description="Seconds between ingest log lines.")
+    api_tokens: str = Field(
+        "",
+        description="Comma-separated bearer tokens; when set, /api and /jaeger routes need one.",
+    )
+
+    @property
+    def api_token_set(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())
 
     @field_validator("database")
     @classmethod

@@ -1,0 +1,1 @@
+"""HTTP query API over the otelhouse tables (FastAPI)."""

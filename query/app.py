@@ -1,0 +1,42 @@
+"""The query API application: routers per resource, storage opened in ``lifespan``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from otelhouse import __version__
+from otelhouse.settings import Settings
+from query.deps import require_token
+from query.routers import health
+from storage import open_client
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.client = open_client(settings)
+        try:
+            yield
+        finally:
+            app.state.client.close()
+
+    app = FastAPI(
+        title="otelhouse query API",
+        version=__version__,
+        description="Latency percentiles, error rates, exceptions and traces from otel_traces.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    protected = [Depends(require_token)]
+    for router in _api_routers():
+        app.include_router(router, dependencies=protected)
+    return app
+
+
+def _api_routers() -> list:
+    """Routers under /api and /jaeger; every one of them sits behind the token check."""
+    return []

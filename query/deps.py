@@ -1,0 +1,43 @@
+"""FastAPI dependencies: settings, the storage client and auth, all injected with ``Depends``.
+
+The app opens its own clickhouse-connect client in ``lifespan`` and keeps it on
+``app.state``; nothing here is a module-level connection.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from clickhouse_connect.driver.client import Client
+from fastapi import Depends, HTTPException, Request, status
+
+from otelhouse.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_client(request: Request) -> Client:
+    return request.app.state.client
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def require_token(request: Request, settings: SettingsDep) -> None:
+    """Bearer auth, on only when ``OTELHOUSE_API_TOKENS`` is set."""
+    tokens = settings.api_token_set
+    if not tokens:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not any(
+        secrets.compare_digest(presented.strip(), token) for token in tokens
+    ):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong bearer token (see OTELHOUSE_API_TOKENS)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
