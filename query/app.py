@@ -39,4 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 def _api_routers() -> list:
     """Routers under /api and /jaeger; every one of them sits behind the token check."""
-    return []
+    from query.routers import errors, exceptions, latency, operations, requests, services
+
+    aggregates = [services, operations, latency, errors, exceptions, requests]
+    return [module.router for module in aggregates]

@@ -1,0 +1,126 @@
+"""``GET /api/v1/exceptions``: exceptions recorded as span events, grouped like an error
+tracker groups them.
+
+Source: span events named ``exception`` (the OTel convention ``span.record_exception``
+follows), their ``exception.type``, ``exception.message`` and ``exception.stacktrace``
+attributes. Groups are (service, type, normalised message), where normalising masks what
+varies between occurrences of the same problem, in ClickHouse with ``replaceRegexpAll``, in
+this order: UUIDs → ``<uuid>``; hex words (``0x``-prefixed, or mixing digits with ``a-f``
+letters, e.g. ids and addresses) → ``<hex>``; any remaining digit run → ``<n>``.
+``ExceptionTypes`` (a MATERIALIZED column) lets the scan skip spans without exception events
+before expanding any event arrays.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from query.deps import ClientDep
+from query.filters import RangeResponse, ServiceParam, limit_param, span_filter
+from query.params import TimeRange, TimeRangeDep
+from query.units import datetime_from_ns
+from storage.traces import TRACES_TABLE
+
+router = APIRouter(prefix="/api/v1", tags=["exceptions"])
+
+MAX_GROUPS = 1000
+Limit = limit_param(MAX_GROUPS, "exception groups")
+SAMPLE_TRACES = 5
+
+MASKS: tuple[tuple[str, str], ...] = (
+    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<uuid>"),
+    (
+        r"\b(?:0[xX][0-9a-fA-F]+"
+        r"|[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*"
+        r"|[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*)\b",
+        "<hex>",
+    ),
+    (r"[0-9]+", "<n>"),
+)
+
+
+def normalised(message_sql: str) -> tuple[str, dict[str, str]]:
+    """SQL masking the message expression ``message_sql``, patterns bound as parameters."""
+    sql, parameters = message_sql, {}
+    for i, (pattern, placeholder) in enumerate(MASKS):
+        sql = f"replaceRegexpAll({sql}, {{mask_{i}:String}}, {{placeholder_{i}:String}})"
+        parameters |= {f"mask_{i}": pattern, f"placeholder_{i}": placeholder}
+    return sql, parameters
+
+
+class ExceptionGroup(BaseModel):
+    service: str
+    type: str = Field(description="`exception.type`.")
+    message: str = Field(description="`exception.message` with uuids, hex and numbers masked.")
+    count: int = Field(description="Exception events in the group.")
+    first_seen: datetime
+    last_seen: datetime
+    sample_stacktrace: str = Field(description="The latest non-empty `exception.stacktrace`.")
+    sample_trace_ids: list[str] = Field(
+        description=f"Up to {SAMPLE_TRACES} trace ids with this exception, sorted."
+    )
+
+
+class ExceptionsResponse(RangeResponse):
+    exceptions: list[ExceptionGroup] = Field(description="Most frequent first.")
+
+
+def exceptions_query(
+    time_range: TimeRange, service: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    where = span_filter(time_range, service=service).and_("notEmpty(ExceptionTypes)")
+    message, mask_parameters = normalised("attributes['exception.message']")
+    sql = (
+        f"SELECT ServiceName AS service, attributes['exception.type'] AS type, "
+        f"{message} AS message, count() AS count, "
+        f"toUnixTimestamp64Nano(min(event_time)) AS first_seen_ns, "
+        f"toUnixTimestamp64Nano(max(event_time)) AS last_seen_ns, "
+        f"argMax(attributes['exception.stacktrace'], "
+        f"(attributes['exception.stacktrace'] != '', event_time)) AS sample_stacktrace, "
+        f"groupUniqArray({SAMPLE_TRACES})(TraceId) AS sample_trace_ids "
+        f"FROM {TRACES_TABLE} "
+        f"ARRAY JOIN Events.Timestamp AS event_time, Events.Name AS event_name, "
+        f"Events.Attributes AS attributes "
+        f"WHERE {where.sql} AND event_name = 'exception' "
+        f"GROUP BY service, type, message ORDER BY count DESC, service, type, message "
+        f"LIMIT {{limit:UInt32}}"
+    )
+    return sql, where.bind(limit=limit, **mask_parameters)
+
+
+@router.get(
+    "/exceptions",
+    summary="Exceptions grouped by service, type and normalised message",
+    description=(
+        "From span events named `exception`. Messages are normalised by masking UUIDs "
+        "(`<uuid>`), hex words (`<hex>`) and numbers (`<n>`)."
+    ),
+)
+def exceptions(
+    client: ClientDep,
+    time_range: TimeRangeDep,
+    service: ServiceParam = None,
+    limit: Limit = 100,
+) -> ExceptionsResponse:
+    sql, parameters = exceptions_query(time_range, service, limit)
+    rows = client.query(sql, parameters=parameters).named_results()
+    return ExceptionsResponse.covering(
+        time_range,
+        exceptions=[
+            ExceptionGroup(
+                service=row["service"],
+                type=row["type"],
+                message=row["message"],
+                count=row["count"],
+                first_seen=datetime_from_ns(row["first_seen_ns"]),
+                last_seen=datetime_from_ns(row["last_seen_ns"]),
+                sample_stacktrace=row["sample_stacktrace"],
+                sample_trace_ids=sorted(row["sample_trace_ids"]),
+            )
+            for row in rows
+        ],
+    )

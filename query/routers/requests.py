@@ -1,0 +1,188 @@
+"""The request views: ``/api/v1/summary``, ``/api/v1/endpoints/top``, ``/api/v1/requests/recent``.
+
+They look at requests only — server or root spans (``query/semantics.py``). An endpoint is
+(service, HTTP method, route), where the route is ``http.route`` or, for requests that are
+not HTTP (gRPC, messaging consumers), the span name, so every request belongs to one. All
+columns read here are the MATERIALIZED hot columns, not the attribute maps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from query.deps import ClientDep
+from query.filters import RangeResponse, ServiceParam, Where, limit_param, span_filter
+from query.params import TimeRange, TimeRangeDep
+from query.semantics import ERROR, REQUEST
+from query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
+from query.units import NS_PER_MS, datetime_from_ns, finite_or_none
+from storage.traces import TRACES_TABLE
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+ROUTE = "if(HttpRoute != '', HttpRoute, SpanName)"
+MAX_ENDPOINTS = 1000
+MAX_RECENT = 1000
+EndpointsLimit = limit_param(MAX_ENDPOINTS, "endpoints")
+RecentLimit = limit_param(MAX_RECENT, "requests")
+_REQUEST_LATENCY = (
+    f"count() AS requests, countIf({ERROR}) AS errors, avg(Duration) / {NS_PER_MS} AS avg_ms, "
+    f"{quantiles_ms(0.95)}[1] AS p95_ms"
+)
+
+
+def request_filter(time_range: TimeRange, service: str | None) -> Where:
+    return span_filter(time_range, service=service).and_(REQUEST)
+
+
+class RequestLatency(BaseModel):
+    requests: int
+    errors: int = Field(description="Failed requests: StatusCode Error or HTTP status >= 500.")
+    error_rate: float | None = Field(description="errors / requests; null without requests.")
+    avg_ms: float | None = Field(description="Mean duration, exact.")
+    p95_ms: float | None = Field(description="95th percentile duration, within 1%.")
+
+    @classmethod
+    def fields_from(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "requests": row["requests"],
+            "errors": row["errors"],
+            "error_rate": error_rate(row["errors"], row["requests"]),
+            "avg_ms": finite_or_none(row["avg_ms"]),
+            "p95_ms": finite_or_none(row["p95_ms"]),
+        }
+
+
+class SummaryResponse(RangeResponse, RequestLatency):
+    endpoints: int = Field(description="Distinct (service, method, route) endpoints.")
+
+
+class Endpoint(RequestLatency):
+    service: str
+    method: str = Field(description="HTTP method; empty for requests that are not HTTP.")
+    route: str = Field(description="`http.route`, or the span name without one.")
+
+
+class TopEndpointsResponse(RangeResponse):
+    endpoints: list[Endpoint] = Field(description="Most requests first.")
+
+
+class RecentRequest(BaseModel):
+    time: datetime
+    service: str
+    method: str
+    route: str
+    status_code: int = Field(description="HTTP status code; 0 when not HTTP.")
+    error: bool
+    duration_ms: float
+    client_address: str = Field(description="`client.address` (or `net.peer.ip`); may be empty.")
+    trace_id: str
+    span_id: str
+
+
+class RecentRequestsResponse(RangeResponse):
+    requests: list[RecentRequest] = Field(description="Newest first.")
+
+
+def summary_query(time_range: TimeRange, service: str | None) -> tuple[str, dict[str, Any]]:
+    where = request_filter(time_range, service)
+    sql = (
+        f"SELECT {_REQUEST_LATENCY}, uniqExact(ServiceName, HttpMethod, {ROUTE}) AS endpoints "
+        f"FROM {TRACES_TABLE} WHERE {where.sql}"
+    )
+    return sql, where.bind()
+
+
+def top_endpoints_query(
+    time_range: TimeRange, service: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    where = request_filter(time_range, service)
+    sql = (
+        f"SELECT ServiceName AS service, HttpMethod AS method, {ROUTE} AS route, "
+        f"{_REQUEST_LATENCY} FROM {TRACES_TABLE} WHERE {where.sql} "
+        f"GROUP BY service, method, route ORDER BY requests DESC, service, method, route "
+        f"LIMIT {{limit:UInt32}}"
+    )
+    return sql, where.bind(limit=limit)
+
+
+def recent_requests_query(
+    time_range: TimeRange, service: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    where = request_filter(time_range, service)
+    sql = (
+        f"SELECT toUnixTimestamp64Nano(Timestamp) AS time_ns, ServiceName AS service, "
+        f"HttpMethod AS method, {ROUTE} AS route, HttpStatusCode AS status_code, "
+        f"{ERROR} AS error, Duration / {NS_PER_MS} AS duration_ms, "
+        f"ClientAddress AS client_address, TraceId AS trace_id, SpanId AS span_id "
+        f"FROM {TRACES_TABLE} WHERE {where.sql} "
+        f"ORDER BY Timestamp DESC, trace_id, span_id LIMIT {{limit:UInt32}}"
+    )
+    return sql, where.bind(limit=limit)
+
+
+@router.get(
+    "/summary",
+    summary="Requests in the range: totals, errors, latency, endpoints",
+    description=f"Over requests (server or root spans). {PERCENTILE_NOTE}",
+)
+def summary(
+    client: ClientDep, time_range: TimeRangeDep, service: ServiceParam = None
+) -> SummaryResponse:
+    sql, parameters = summary_query(time_range, service)
+    row = next(client.query(sql, parameters=parameters).named_results())
+    return SummaryResponse.covering(
+        time_range, endpoints=row["endpoints"], **RequestLatency.fields_from(row)
+    )
+
+
+@router.get(
+    "/endpoints/top",
+    summary="Most used endpoints (method + route)",
+    description=f"Endpoints by number of requests. {PERCENTILE_NOTE}",
+)
+def top_endpoints(
+    client: ClientDep,
+    time_range: TimeRangeDep,
+    service: ServiceParam = None,
+    limit: EndpointsLimit = 10,
+) -> TopEndpointsResponse:
+    sql, parameters = top_endpoints_query(time_range, service, limit)
+    rows = client.query(sql, parameters=parameters).named_results()
+    return TopEndpointsResponse.covering(
+        time_range,
+        endpoints=[
+            Endpoint(
+                service=row["service"],
+                method=row["method"],
+                route=row["route"],
+                **RequestLatency.fields_from(row),
+            )
+            for row in rows
+        ],
+    )
+
+
+@router.get(
+    "/requests/recent",
+    summary="The newest requests",
+    description="Newest first: time, method, route, status, latency, client and trace id.",
+)
+def recent_requests(
+    client: ClientDep,
+    time_range: TimeRangeDep,
+    service: ServiceParam = None,
+    limit: RecentLimit = 50,
+) -> RecentRequestsResponse:
+    sql, parameters = recent_requests_query(time_range, service, limit)
+    rows = client.query(sql, parameters=parameters).named_results()
+    return RecentRequestsResponse.covering(
+        time_range,
+        requests=[
+            RecentRequest(time=datetime_from_ns(row.pop("time_ns")), **row) for row in rows
+        ],
+    )
