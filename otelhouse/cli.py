@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from instrumentation.demo import command as demo_command
 from otelhouse import __version__
 from otelhouse.settings import Settings
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _register_serve(subparsers)
+    demo_command.register(subparsers)
     return parser
 
 

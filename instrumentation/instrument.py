@@ -1,0 +1,178 @@
+"""One call that makes a FastAPI app send traces to otelhouse (or any OTLP backend).
+
+``instrument_app`` returns an :class:`Instrumentation` handle instead of touching the global
+``TracerProvider``: OpenTelemetry lets a process set that only once, and a handle per app lets
+two services share a process (``otelhouse demo``) or a test suite build fresh providers.
+The handle is also kept on ``app.state`` so a second call finds it and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.util.types import AttributeValue
+
+from instrumentation.exporter import build_exporter, resolve_protocol
+from instrumentation.logs import disable_log_correlation, enable_log_correlation
+from instrumentation.resource import build_resource
+from instrumentation.trace_header import DEFAULT_TRACE_HEADER, TraceIdHeaderMiddleware
+
+logger = logging.getLogger(__name__)
+
+STATE_KEY = "otelhouse_instrumentation"
+DEFAULT_EXCLUDED_SPANS: tuple[str, ...] = ("receive", "send")
+"""The ASGI middleware's internal spans per ``receive``/``send`` message: two or more extra
+spans per request that cost client CPU and storage and say little beyond the server span."""
+
+
+@dataclass(eq=False)
+class Instrumentation:
+    """What :func:`instrument_app` set up for one app, and how to undo or flush it."""
+
+    app: FastAPI
+    tracer_provider: trace.TracerProvider
+    owns_provider: bool
+    """True when the helper built the provider; only then does :meth:`shutdown` end it."""
+    instrumented_here: bool
+    """False when the app was already instrumented (``opentelemetry-instrument``): then only
+    the trace header and log correlation were added."""
+    correlate_logs: bool
+    _previous_build: Callable[[], object] = field(repr=False)
+    _active: bool = field(default=True, repr=False)
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """A tracer for the app's own spans, from the same provider as the server spans."""
+        return self.tracer_provider.get_tracer("instrumentation")
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export the spans ended so far; True when they all went out in time."""
+        flush = getattr(self.tracer_provider, "force_flush", None)
+        return bool(flush(timeout_millis)) if flush else True
+
+    def shutdown(self, timeout_millis: int = 30_000) -> bool:
+        """Flush, then end the provider if the helper built it (it cannot be used again).
+
+        True when every span went out: the export was acknowledged, and otelhouse
+        acknowledges only what it has stored."""
+        flushed = self.force_flush(timeout_millis)
+        if self.owns_provider and isinstance(self.tracer_provider, TracerProvider):
+            self.tracer_provider.shutdown()
+        return flushed
+
+    def uninstrument(self) -> None:
+        """Undo everything :func:`instrument_app` did to the app; the provider stays usable."""
+        if not self._active:
+            return
+        self._active = False
+        self.app.build_middleware_stack = self._previous_build  # type: ignore[method-assign]
+        if self.instrumented_here:
+            FastAPIInstrumentor.uninstrument_app(self.app)
+        self.app.middleware_stack = None
+        if self.correlate_logs:
+            disable_log_correlation()
+        delattr(self.app.state, STATE_KEY)
+
+
+def instrumentation_of(app: FastAPI) -> Instrumentation | None:
+    """The handle of an app instrumented by :func:`instrument_app`, else None."""
+    return getattr(app.state, STATE_KEY, None)
+
+
+def instrument_app(
+    app: FastAPI,
+    service_name: str | None = None,
+    *,
+    service_version: str | None = None,
+    environment: str | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    exclude_spans: Iterable[str] = DEFAULT_EXCLUDED_SPANS,
+    excluded_urls: str | None = None,
+    trace_header: str | None = DEFAULT_TRACE_HEADER,
+    correlate_logs: bool = True,
+) -> Instrumentation:
+    """Trace every request of ``app`` and export the spans over OTLP.
+
+    Unset arguments fall back to the standard env vars: ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` for the resource; ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
+    (``grpc``, the default, or ``http/protobuf``); ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``,
+    ``_HEADERS``, ``_INSECURE``, ``_TIMEOUT``, ``_COMPRESSION`` for the exporter; ``OTEL_BSP_*``
+    for batching; ``OTEL_TRACES_SAMPLER[_ARG]``; ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``.
+    ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one;
+    ``tracer_provider`` replaces the provider (then configure export on it yourself).
+    Metrics are off unless a ``meter_provider`` is given: otelhouse stores traces.
+
+    Calling it again for the same app returns the first handle unchanged.
+    """
+    existing = instrumentation_of(app)
+    if existing is not None:
+        return existing
+    if tracer_provider is not None and (exporter or endpoint or protocol or headers):
+        raise ValueError(
+            "instrument_app: pass either tracer_provider or exporter settings "
+            "(exporter/endpoint/protocol/headers), not both; add the exporter to your provider"
+        )
+
+    instrumented_elsewhere = bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+    owns_provider = False
+    if instrumented_elsewhere:
+        logger.info("app already instrumented by OpenTelemetry; adding only header and logs")
+        provider = trace.get_tracer_provider()
+    elif tracer_provider is not None:
+        provider = tracer_provider
+    else:
+        sdk_provider = TracerProvider(
+            resource=build_resource(service_name, service_version, environment, resource_attributes)
+        )
+        span_exporter = exporter or build_exporter(resolve_protocol(protocol), endpoint, headers)
+        sdk_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        provider, owns_provider = sdk_provider, True
+
+    if not instrumented_elsewhere:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            meter_provider=meter_provider or NoOpMeterProvider(),
+            exclude_spans=list(exclude_spans),  # type: ignore[arg-type]
+            excluded_urls=excluded_urls,
+        )
+    previous_build = app.build_middleware_stack
+    if trace_header:
+        app.build_middleware_stack = lambda: TraceIdHeaderMiddleware(  # type: ignore[method-assign]
+            previous_build(), trace_header
+        )
+    app.middleware_stack = None
+    if correlate_logs:
+        enable_log_correlation()
+
+    handle = Instrumentation(
+        app=app,
+        tracer_provider=provider,
+        owns_provider=owns_provider,
+        instrumented_here=not instrumented_elsewhere,
+        correlate_logs=correlate_logs,
+        _previous_build=previous_build,
+    )
+    setattr(app.state, STATE_KEY, handle)
+    return handle
+
+
+def uninstrument_app(app: FastAPI) -> None:
+    """Undo :func:`instrument_app` for ``app``; a no-op when it is not instrumented."""
+    handle = instrumentation_of(app)
+    if handle is not None:
+        handle.uninstrument()
