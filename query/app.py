@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _api_routers() -> list:
     """Routers under /api and /jaeger; every one of them sits behind the token check."""
     from query.routers import errors, exceptions, latency, operations, requests, services
+    from query.routers import jaeger, traces
 
     aggregates = [services, operations, latency, errors, exceptions, requests]
-    return [module.router for module in aggregates]
+    return [module.router for module in [*aggregates, traces, jaeger]]

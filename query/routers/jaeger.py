@@ -1,0 +1,136 @@
+"""``/jaeger/api``: the Jaeger query-service HTTP API over ``otel_traces``.
+
+Point Grafana's Jaeger datasource (URL ``http://<otelhouse>/jaeger``) or Jaeger UI's query
+base at it. Services and operations are listed over the whole retention, as Jaeger does;
+searches are bounded by ``start``/``end`` or ``lookback`` (capped like ``/api/v1``).
+Errors come in Jaeger's envelope: malformed parameters 422, unknown traces 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from query.deps import ClientDep
+from query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, error_envelope, jaeger_trace
+from query.jaeger_params import (
+    MAX_LIMIT,
+    BadParameter,
+    parse_limit,
+    parse_tags,
+    parse_time_range,
+    span_match,
+)
+from query.trace_fetch import fetch_traces, normalise_trace_id
+from query.trace_search import TraceSearch, search_trace_ids
+
+router = APIRouter(prefix="/jaeger/api", tags=["jaeger"])
+
+SERVICES_SQL = "SELECT DISTINCT ServiceName FROM otel_traces ORDER BY ServiceName"
+OPERATION_NAMES_SQL = (
+    "SELECT DISTINCT SpanName FROM otel_traces WHERE ServiceName = {service:String}"
+    " ORDER BY SpanName"
+)
+OPERATIONS_SQL = (
+    "SELECT SpanName, SpanKind FROM otel_traces WHERE ServiceName = {service:String}"
+    " AND (SpanKind = {kind:String} OR {kind:String} = '')"
+    " GROUP BY SpanName, SpanKind ORDER BY SpanName, SpanKind"
+)
+
+OptionalText = Annotated[str | None, Query()]
+
+
+def _ok(data: Any) -> JSONResponse:
+    return JSONResponse(envelope(data))
+
+
+def _error(code: int, message: str) -> JSONResponse:
+    return JSONResponse(error_envelope(code, message), status_code=code)
+
+
+def _jaeger_trace_id(value: str) -> str | None:
+    """Jaeger ids may be 64-bit or unpadded: left-pad to 32 hex digits."""
+    text = value.strip()
+    return normalise_trace_id(text.rjust(32, "0")) if 0 < len(text) <= 32 else None
+
+
+def _requested_ids(values: list[str]) -> list[str]:
+    ids = [_jaeger_trace_id(value) for value in values[:MAX_LIMIT]]
+    if None in ids:
+        raise BadParameter("traceID", "expected up to 32 hexadecimal characters")
+    return list(dict.fromkeys(ids))
+
+
+@router.get("/services")
+def services(client: ClientDep) -> JSONResponse:
+    return _ok([row[0] for row in client.query(SERVICES_SQL).result_rows])
+
+
+@router.get("/services/{service}/operations")
+def service_operations(client: ClientDep, service: str) -> JSONResponse:
+    rows = client.query(OPERATION_NAMES_SQL, parameters={"service": service}).result_rows
+    return _ok([row[0] for row in rows])
+
+
+@router.get("/operations")
+def operations(
+    client: ClientDep, service: OptionalText = None, spanKind: OptionalText = None  # noqa: N803
+) -> JSONResponse:
+    """Operations of ``service`` with their kind, optionally only one kind."""
+    if not service:
+        return _error(422, "service: required")
+    if spanKind and spanKind not in OTEL_KINDS:
+        return _error(422, f"spanKind: expected one of {', '.join(OTEL_KINDS)}")
+    rows = client.query(
+        OPERATIONS_SQL,
+        parameters={"service": service, "kind": OTEL_KINDS.get(spanKind or "", "")},
+    ).result_rows
+    return _ok([{"name": name, "spanKind": JAEGER_KINDS.get(kind, "")} for name, kind in rows])
+
+
+@router.get("/traces")
+def find_traces(
+    client: ClientDep,
+    service: OptionalText = None,
+    operation: OptionalText = None,
+    tags: Annotated[str | None, Query(description='JSON object, e.g. {"error":"true"}')] = None,
+    tag: Annotated[list[str], Query(description="key:value, repeatable")] = [],  # noqa: B006
+    minDuration: OptionalText = None,  # noqa: N803
+    maxDuration: OptionalText = None,  # noqa: N803
+    start: Annotated[str | None, Query(description="Epoch microseconds.")] = None,
+    end: Annotated[str | None, Query(description="Epoch microseconds.")] = None,
+    lookback: Annotated[str | None, Query(description="1h, 2d... when no start.")] = None,
+    limit: Annotated[str | None, Query(description="Traces, default 20, at most 1500.")] = None,
+    traceID: Annotated[list[str], Query(description="Fetch these ids instead.")] = [],  # noqa: B006, N803
+) -> JSONResponse:
+    """Newest traces with a span matching service, operation, tags and duration together,
+    each returned whole (every span), as Jaeger's search does."""
+    try:
+        if traceID:
+            trace_ids = _requested_ids(traceID)
+        else:
+            search = TraceSearch(
+                time=parse_time_range(start, end, lookback),
+                span=span_match(
+                    service, operation, parse_tags(tags, tag), minDuration, maxDuration
+                ),
+                limit=parse_limit(limit),
+            )
+            trace_ids = search_trace_ids(client, search)
+    except BadParameter as exc:
+        return _error(422, str(exc))
+    traces = fetch_traces(client, trace_ids)
+    return _ok([jaeger_trace(tid, spans) for tid, spans in traces.items()])
+
+
+@router.get("/traces/{trace_id}")
+def get_trace(client: ClientDep, trace_id: str) -> JSONResponse:
+    normalised = _jaeger_trace_id(trace_id)
+    if normalised is None:
+        return _error(400, "traceID: expected up to 32 hexadecimal characters")
+    traces = fetch_traces(client, [normalised])
+    if not traces:
+        return _error(404, f"trace not found: {normalised}")
+    return _ok([jaeger_trace(normalised, traces[normalised])])

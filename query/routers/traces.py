@@ -1,0 +1,121 @@
+"""``/api/v1/traces``: trace search (summaries) and one trace with all its spans."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+
+from query.deps import ClientDep
+from query.filters import OperationParam, ServiceParam, limit_param
+from query.params import TimeRangeDep
+from query.trace_fetch import fetch_trace, normalise_trace_id
+from query.trace_json import TraceOut, TraceSearchOut, TraceSummaryOut
+from query.trace_search import (
+    MAX_ATTRIBUTES,
+    MAX_LIMIT,
+    Order,
+    SpanMatch,
+    Status,
+    TraceSearch,
+    search_trace_ids,
+    summarise,
+)
+from query.units import NS_PER_MS
+
+router = APIRouter(prefix="/api/v1/traces", tags=["traces"])
+
+MAX_DURATION_MS = 10**12
+"""Duration filters above this (about 31 years) cannot be expressed in Int64 nanoseconds."""
+
+DurationMs = Annotated[
+    float | None,
+    Query(ge=0, le=MAX_DURATION_MS, description="Whole-trace duration bound, milliseconds."),
+]
+
+
+def _invalid(parameter: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", parameter), "msg": message, "type": "value_error"}]
+    )
+
+
+def parse_attributes(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``key:value`` pairs (split at the first colon; the value may be empty)."""
+    if len(pairs) > MAX_ATTRIBUTES:
+        raise _invalid("attr", f"at most {MAX_ATTRIBUTES} attr filters")
+    parsed = []
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise _invalid("attr", "expected key:value, e.g. attr=http.route:/users/{id}")
+        parsed.append((key, value))
+    return tuple(parsed)
+
+
+def _ns(ms: float | None) -> int | None:
+    return None if ms is None else round(ms * NS_PER_MS)
+
+
+@router.get("", response_model=TraceSearchOut)
+def search_traces(
+    client: ClientDep,
+    time_range: TimeRangeDep,
+    service: ServiceParam = None,
+    operation: OperationParam = None,
+    attr: Annotated[
+        list[str],
+        Query(
+            description=(
+                "key:value, repeatable; every pair must hold on one span (a span attribute, "
+                f"else a resource attribute of the span). At most {MAX_ATTRIBUTES}."
+            )
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    min_duration_ms: DurationMs = None,
+    max_duration_ms: DurationMs = None,
+    status_: Annotated[
+        Status | None,
+        Query(alias="status", description="error: some span failed; ok: no span failed."),
+    ] = None,
+    limit: limit_param(MAX_LIMIT, "traces") = 20,
+    order: Annotated[
+        Order, Query(description="newest/oldest by start, slowest/fastest by duration.")
+    ] = Order.NEWEST,
+) -> TraceSearchOut:
+    """Traces with a span matching service, operation and every attr together, then whole-
+    trace filters on duration and status. Summaries cover spans inside the time range."""
+    if None not in (min_duration_ms, max_duration_ms) and min_duration_ms > max_duration_ms:
+        raise _invalid("max_duration_ms", "must not be below min_duration_ms")
+    search = TraceSearch(
+        time=time_range,
+        span=SpanMatch(service=service, operation=operation, attributes=parse_attributes(attr)),
+        min_duration_ns=_ns(min_duration_ms),
+        max_duration_ns=_ns(max_duration_ms),
+        status=status_,
+        order=order,
+        limit=limit,
+    )
+    summaries = summarise(client, search_trace_ids(client, search), time_range)
+    return TraceSearchOut(
+        traces=[TraceSummaryOut.from_summary(s) for s in summaries], limit=limit
+    )
+
+
+@router.get(
+    "/{trace_id}",
+    response_model=TraceOut,
+    responses={400: {"description": "Not 32 hex digits."}, 404: {"description": "Unknown."}},
+)
+def get_trace(client: ClientDep, trace_id: str) -> TraceOut:
+    """Every span of the trace, ordered by start (any case of hex digits is accepted)."""
+    normalised = normalise_trace_id(trace_id)
+    if normalised is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail="trace_id must be 32 hexadecimal characters"
+        )
+    spans = fetch_trace(client, normalised)
+    if not spans:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"trace {normalised} not found")
+    return TraceOut.from_spans(normalised, spans)

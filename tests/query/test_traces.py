@@ -1,0 +1,325 @@
+"""``/api/v1/traces``: search and trace by id over known traces, expectations computed from the
+sent spans in Python; one end-to-end run from the real OTel SDK through the real receiver."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+from fastapi.testclient import TestClient
+
+from otelhouse.settings import Settings
+from query.app import create_app
+from storage.traces import insert_spans
+from tests.conftest import ReceiverThread
+from tests.query.sdk_traces import send_shop_trace
+from tests.query.trace_builder import SpanSpec, by_trace, random_traces, to_columns
+
+INJECTION_CORPUS = (
+    "'",
+    '"',
+    "' OR 1=1 --",
+    "{x:String}",
+    "x; DROP TABLE otel_traces",
+    "nul\x00byte",
+    "\\' \\\\",
+    "m" * 1_000_000,
+)
+
+
+@pytest.fixture
+def api(settings: Settings, storage: Client) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def long_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx refuses URLs over 64 KiB on the client side; the 1 MB corpus entry must reach
+    the app, so the client-side guard is raised for these tests."""
+    monkeypatch.setattr(httpx._urlparse, "MAX_URL_LENGTH", 8 * 1024 * 1024)
+
+
+@pytest.fixture
+def shop(storage: Client) -> list[SpanSpec]:
+    """40 random traces in the last 30 minutes, plus one trace from 3 hours ago."""
+    rng = random.Random(7)
+    now = time.time_ns()
+    specs = random_traces(rng, now, 40)
+    old = random_traces(rng, now - 3 * 3600 * 10**9, 1)
+    insert_spans(storage, to_columns(specs + old))
+    return specs
+
+
+def summary_of(spans: list[SpanSpec]) -> dict[str, object]:
+    first = min(s.start_ns for s in spans)
+    root = next(s for s in spans if not s.parent_span_id)
+    return {
+        "trace_id": spans[0].trace_id,
+        "root_service": root.service,
+        "root_operation": root.name,
+        "has_root": True,
+        "start_unix_nano": first,
+        "duration_ms": (max(s.end_ns for s in spans) - first) / 1e6,
+        "span_count": len(spans),
+        "error": any(s.is_error for s in spans),
+        "services": sorted({s.service for s in spans}),
+    }
+
+
+def span_json(spec: SpanSpec) -> dict[str, object]:
+    return {
+        "trace_id": spec.trace_id,
+        "span_id": spec.span_id,
+        "parent_span_id": spec.parent_span_id,
+        "name": spec.name,
+        "kind": spec.kind,
+        "service": spec.service,
+        "start_unix_nano": spec.start_ns,
+        "duration_ms": spec.duration_ns / 1e6,
+        "status_code": spec.status_code,
+        "status_message": spec.status_message,
+        "error": spec.is_error,
+        "trace_state": spec.trace_state,
+        "scope_name": spec.scope_name,
+        "scope_version": spec.scope_version,
+        "attributes": spec.attributes,
+        "resource_attributes": {"service.name": spec.service, **spec.resource},
+        "events": [
+            {"time_unix_nano": ns, "name": name, "attributes": attrs}
+            for ns, name, attrs in spec.events
+        ],
+        "links": [
+            {"trace_id": tid, "span_id": sid, "trace_state": state, "attributes": attrs}
+            for tid, sid, state, attrs in spec.links
+        ],
+    }
+
+
+def without_datetimes(value: object) -> object:
+    """The RFC 3339 copies of the nanosecond fields are checked separately."""
+    if isinstance(value, dict):
+        return {k: without_datetimes(v) for k, v in value.items() if k not in ("start", "time")}
+    if isinstance(value, list):
+        return [without_datetimes(v) for v in value]
+    return value
+
+
+def test_trace_by_id_returns_exactly_the_sent_spans(api: TestClient, shop: list[SpanSpec]) -> None:
+    for trace_id, spans in by_trace(shop).items():
+        response = api.get(f"/api/v1/traces/{trace_id.upper()}")
+        assert response.status_code == 200
+        body = response.json()
+        assert without_datetimes(body["spans"]) == [span_json(s) for s in spans]
+        expected = summary_of(spans)
+        assert body["trace_id"] == trace_id
+        assert body["span_count"] == expected["span_count"]
+        assert body["services"] == expected["services"]
+        assert body["start_unix_nano"] == expected["start_unix_nano"]
+        assert body["duration_ms"] == pytest.approx(expected["duration_ms"], abs=1e-9)
+        first = body["spans"][0]
+        assert first["start"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(spans[0].start_ns / 1e9)))
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "status"),
+    [
+        ("0" * 31 + "1", 404),
+        ("ab" * 16, 404),
+        ("abc", 400),
+        ("g" * 32, 400),
+        ("a" * 33, 400),
+        ("' OR 1=1 --", 400),
+        ("{x:String}", 400),
+    ],
+)
+def test_trace_by_id_rejects_unknown_and_malformed(
+    api: TestClient, shop: list[SpanSpec], trace_id: str, status: int
+) -> None:
+    response = api.get(f"/api/v1/traces/{trace_id}")
+    assert response.status_code == status
+    assert "detail" in response.json()
+
+
+Predicate = Callable[[list[SpanSpec]], bool]
+
+
+def any_span(test: Callable[[SpanSpec], bool]) -> Predicate:
+    return lambda spans: any(test(s) for s in spans)
+
+
+def trace_ms(spans: list[SpanSpec]) -> float:
+    return (max(s.end_ns for s in spans) - min(s.start_ns for s in spans)) / 1e6
+
+
+SEARCHES: list[tuple[str, dict[str, object], Predicate]] = [
+    ("everything", {}, lambda spans: True),
+    ("service", {"service": "payment"}, any_span(lambda s: s.service == "payment")),
+    ("operation", {"operation": "charge"}, any_span(lambda s: s.name == "charge")),
+    (
+        "service and operation on one span",
+        {"service": "cart", "operation": "reserve"},
+        any_span(lambda s: s.service == "cart" and s.name == "reserve"),
+    ),
+    (
+        "attribute",
+        {"attr": "customer.tier:gold"},
+        any_span(lambda s: s.attributes["customer.tier"] == "gold"),
+    ),
+    (
+        "two attributes on one span",
+        {"attr": ["customer.tier:silver", "http.response.status_code:500"]},
+        any_span(
+            lambda s: s.attributes["customer.tier"] == "silver"
+            and s.attributes.get("http.response.status_code") == "500"
+        ),
+    ),
+    (
+        "resource attribute",
+        {"attr": "host.name:host-1", "service": "inventory"},
+        any_span(lambda s: s.resource["host.name"] == "host-1" and s.service == "inventory"),
+    ),
+    ("min duration", {"min_duration_ms": 400}, lambda spans: trace_ms(spans) >= 400),
+    ("max duration", {"max_duration_ms": 250.5}, lambda spans: trace_ms(spans) <= 250.5),
+    ("errors", {"status": "error"}, any_span(lambda s: s.is_error)),
+    ("ok", {"status": "ok"}, lambda spans: not any(s.is_error for s in spans)),
+]
+
+ORDERS: dict[str, Callable[[list[SpanSpec]], tuple]] = {
+    "newest": lambda spans: (-min(s.start_ns for s in spans), spans[0].trace_id),
+    "oldest": lambda spans: (min(s.start_ns for s in spans), spans[0].trace_id),
+    "slowest": lambda spans: (-trace_ms(spans), spans[0].trace_id),
+    "fastest": lambda spans: (trace_ms(spans), spans[0].trace_id),
+}
+
+
+def test_search_filters_match_independent_expectations(
+    api: TestClient, shop: list[SpanSpec]
+) -> None:
+    traces = by_trace(shop)
+    for name, params, predicate in SEARCHES:
+        for order, key in ORDERS.items():
+            expected = sorted((t for t in traces.values() if predicate(t)), key=key)
+            response = api.get("/api/v1/traces", params={**params, "order": order, "limit": 1000})
+            assert response.status_code == 200, (name, response.text)
+            got = response.json()["traces"]
+            assert [t["trace_id"] for t in got] == [t[0].trace_id for t in expected], (name, order)
+        assert 0 < len(expected) < len(traces) or name == "everything", name
+
+
+def test_search_summaries_and_limit(api: TestClient, shop: list[SpanSpec]) -> None:
+    traces = by_trace(shop)
+    newest = sorted(traces.values(), key=ORDERS["newest"])
+    body = api.get("/api/v1/traces", params={"limit": 7}).json()
+    assert body["limit"] == 7
+    assert len(body["traces"]) == 7
+    for got, spans in zip(body["traces"], newest, strict=False):
+        expected = summary_of(spans)
+        assert got["duration_ms"] == pytest.approx(expected.pop("duration_ms"), abs=1e-9)
+        assert {k: got[k] for k in expected} == expected
+
+
+def test_search_respects_the_time_range(api: TestClient, shop: list[SpanSpec]) -> None:
+    traces = by_trace(shop)
+    everything = api.get("/api/v1/traces", params={"limit": 1000, "since": "24h"}).json()
+    assert len(everything["traces"]) == len(traces) + 1
+    cut = sorted(min(s.start_ns for s in t) for t in traces.values())[len(traces) // 2]
+    recent = api.get(
+        "/api/v1/traces", params={"limit": 1000, "start": str(cut // 1_000_000 + 1)}
+    ).json()
+    expected = {tid for tid, t in traces.items() if min(s.start_ns for s in t) >= cut + 10**6}
+    assert {t["trace_id"] for t in recent["traces"]} <= set(traces)
+    assert {t["trace_id"] for t in recent["traces"] if t["has_root"]} == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"attr": "no-colon"}, "attr"),
+        ({"attr": ":value"}, "attr"),
+        ({"attr": [f"k{i}:v" for i in range(21)]}, "attr"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"order": "random"}, "order"),
+        ({"status": "broken"}, "status"),
+        ({"min_duration_ms": -1}, "min_duration_ms"),
+        ({"min_duration_ms": "fast"}, "min_duration_ms"),
+        ({"min_duration_ms": 10, "max_duration_ms": 5}, "max_duration_ms"),
+        ({"since": "forever"}, "since"),
+    ],
+)
+def test_search_rejects_malformed_parameters(
+    api: TestClient, params: dict[str, object], parameter: str
+) -> None:
+    response = api.get("/api/v1/traces", params=params)
+    assert response.status_code == 422
+    assert parameter in {error["loc"][-1] for error in response.json()["detail"]}
+
+
+def test_injection_corpus_is_matched_literally(
+    api: TestClient, storage: Client, long_urls: None
+) -> None:
+    """Each corpus string is stored as a service, an operation, an attribute key and value;
+    searching for it finds exactly its own trace, and nothing breaks the server."""
+    now = time.time_ns()
+    specs = [
+        SpanSpec(
+            trace_id=f"{i + 1:032x}",
+            span_id=f"{i + 1:016x}",
+            parent_span_id="",
+            name=text,
+            service=text,
+            kind="Server",
+            start_ns=now - (i + 1) * 10**9,
+            duration_ns=1_000,
+            attributes={text.replace(":", ""): text, "k": text},
+        )
+        for i, text in enumerate(INJECTION_CORPUS)
+    ]
+    insert_spans(storage, to_columns(specs))
+    for spec in specs:
+        text = spec.name
+        key = text.replace(":", "")  # attr splits at the first colon: keys cannot hold one
+        for params in (
+            {"service": text},
+            {"operation": text},
+            {"attr": f"k:{text}"},
+            {"attr": f"{key}:{text}"},
+            {"service": text, "operation": text, "attr": [f"k:{text}", f"{key}:{text}"]},
+        ):
+            response = api.get("/api/v1/traces", params=params)
+            assert response.status_code == 200, (text[:20], response.text[:200])
+            assert [t["trace_id"] for t in response.json()["traces"]] == [spec.trace_id]
+        for parameter in ("order", "status", "since", "start", "limit", "min_duration_ms"):
+            response = api.get("/api/v1/traces", params={parameter: text})
+            assert response.status_code == 422, (parameter, text[:20])
+        response = api.get(f"/api/v1/traces/{quote(text, safe='')}")
+        assert response.status_code in (400, 404), text[:20]
+    total = api.get("/api/v1/traces", params={"limit": 1000}).json()["traces"]
+    assert len(total) == len(specs)
+
+
+def test_sdk_trace_end_to_end(api: TestClient, receiver: ReceiverThread) -> None:
+    sent = send_shop_trace(receiver.endpoint)
+    trace_id = sent[0].trace_id
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = api.get(f"/api/v1/traces/{trace_id}")
+        if response.status_code == 200 and response.json()["span_count"] == len(sent):
+            break
+        time.sleep(0.05)
+    body = response.json()
+    assert body["span_count"] == len(sent)
+    assert without_datetimes(body["spans"]) == [span_json(s) for s in sent]
+    found = api.get(
+        "/api/v1/traces", params={"service": "checkout", "attr": "payment.method:card"}
+    ).json()
+    assert [t["trace_id"] for t in found["traces"]] == [trace_id]
+    assert found["traces"][0]["root_service"] == "storefront"
+    assert found["traces"][0]["error"] is True
