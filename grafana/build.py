@@ -1,0 +1,631 @@
+"""Source of the provisioned Grafana dashboards: ``python grafana/build.py`` writes
+``grafana/dashboards/*.json``.
+
+The dashboards are generated rather than hand-edited so that each SQL statement is readable,
+the filters every panel shares are written once, and a test can check that the committed JSON
+is what this file produces. The SQL is run by Grafana's ClickHouse plugin: template variables
+are substituted by Grafana and the ``$__`` macros by the plugin (see tests/grafana/expand.py
+for the exact rules), and tables are named without a database because the datasource's
+``defaultDatabase`` selects it.
+
+Definitions (query/semantics.py): a *request* is a span of kind Server or a root span
+(``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500 (``IsError``). Both,
+and ``HttpStatusCode``, are MATERIALIZED columns added by otelhouse's schema migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
+
+CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "otelhouse-clickhouse"}
+JAEGER = {"type": "jaeger", "uid": "otelhouse-jaeger"}
+
+OVERVIEW_UID = "otelhouse-overview"
+ENDPOINT_UID = "otelhouse-endpoint"
+EXCEPTIONS_UID = "otelhouse-exceptions"
+TRACES_UID = "otelhouse-traces"
+
+TIME_SERIES, TABLE, TRACE = 0, 1, 3
+_QUERY_TYPE = {TIME_SERIES: "timeseries", TABLE: "table", TRACE: "traces"}
+
+PERCENTILES = (50, 90, 95, 99)
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+IN_RANGE = "$__timeFilter(Timestamp)"
+SERVICES = "$__conditionalAll(ServiceName IN (${service:singlequote}), $service)"
+OPERATIONS = "$__conditionalAll(SpanName IN (${operation:singlequote}), $operation)"
+ONE_SERVICE = "ServiceName = ${service:singlequote}"
+
+
+def _trace_url(trace: str) -> str:
+    return f"/d/{TRACES_UID}/traces?var-trace_id={trace}&${{__url_time_range}}"
+
+
+def _jaeger_explore_url(trace: str) -> str:
+    """An Explore link opening the trace through the Jaeger datasource; only the JSON around
+    the placeholder is URL-encoded so that Grafana still interpolates it."""
+    marker = "TRACE_ID_MARKER"
+    panes = {
+        "trace": {
+            "datasource": JAEGER["uid"],
+            "queries": [{"refId": "A", "datasource": JAEGER, "query": marker}],
+            "range": {"from": "now-1h", "to": "now"},
+        }
+    }
+    encoded = quote(json.dumps(panes, separators=(",", ":")), safe="")
+    return "/explore?schemaVersion=1&panes=" + encoded.replace(marker, trace)
+
+
+def trace_links(trace: str = "${__value.raw}") -> list[dict[str, str]]:
+    return [
+        {"title": "Open trace", "url": _trace_url(trace)},
+        {"title": "Open trace in Explore (Jaeger API)", "url": _jaeger_explore_url(trace)},
+    ]
+
+
+def _percentile_columns(duration: str = "Duration") -> str:
+    """p50..p99 in milliseconds. ``quantiles`` samples (reservoir of 8192 per group): exact
+    below that, and bounded in memory on busy services."""
+    levels = ", ".join(f"{p / 100:g}" for p in PERCENTILES)
+    picks = ", ".join(f"q[{i}] AS p{p}" for i, p in enumerate(PERCENTILES, start=1))
+    return f"arrayMap(x -> x / 1e6, quantiles({levels})({duration})) AS q, {picks}"
+
+
+def _where(*conditions: str) -> str:
+    return "WHERE " + "\n  AND ".join(conditions)
+
+
+# ---------------------------------------------------------------------------- panels
+
+
+@dataclass
+class Panel:
+    title: str
+    kind: str
+    sql: str
+    fmt: int
+    width: int
+    height: int
+    description: str = ""
+    unit: str | None = None
+    links: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    hidden: tuple[str, ...] = ()
+    units: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
+        overrides = [
+            {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "links", "value": links}]}
+            for name, links in self.links.items()
+        ]
+        overrides += [
+            {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": unit}]}
+            for name, unit in self.units.items()
+        ]
+        overrides += [
+            {
+                "matcher": {"id": "byName", "options": name},
+                "properties": [{"id": "custom.hidden", "value": True}],
+            }
+            for name in self.hidden
+        ]
+        defaults: dict[str, Any] = {"custom": dict(self.custom)}
+        if self.unit:
+            defaults["unit"] = self.unit
+        return {
+            "id": panel_id,
+            "type": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "datasource": CLICKHOUSE,
+            "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides},
+            "options": self.options,
+            "targets": [
+                {
+                    "refId": "A",
+                    "datasource": CLICKHOUSE,
+                    "editorType": "sql",
+                    "format": self.fmt,
+                    "queryType": _QUERY_TYPE[self.fmt],
+                    "rawSql": self.sql.strip(),
+                }
+            ],
+        }
+
+
+def timeseries(title: str, sql: str, *, unit: str, description: str, width: int = 12) -> Panel:
+    return Panel(
+        title, "timeseries", sql, TIME_SERIES, width, 8, description, unit,
+        custom={"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never"},
+        options={"legend": {"displayMode": "table", "placement": "right", "calcs": ["mean", "max"]},
+                 "tooltip": {"mode": "multi", "sort": "desc"}},
+    )
+
+
+def table(title: str, sql: str, *, description: str, width: int = 24, height: int = 9,
+          wrap: bool = False, **extra: Any) -> Panel:
+    cells = {"type": "auto", "wrapText": True} if wrap else {"type": "auto"}
+    return Panel(title, "table", sql, TABLE, width, height, description,
+                 custom={"cellOptions": cells, "inspect": True}, **extra)
+
+
+# ------------------------------------------------------------------------- variables
+
+
+def query_variable(name: str, label: str, sql: str, *, multi: bool, include_all: bool) -> dict[str, Any]:
+    current = {"text": "All", "value": "$__all"} if include_all else {}
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": CLICKHOUSE,
+        "query": sql,
+        "definition": sql,
+        "refresh": 2,
+        "sort": 1,
+        "multi": multi,
+        "includeAll": include_all,
+        "current": current,
+        "options": [],
+        "hide": 0,
+    }
+
+
+def textbox(name: str, label: str, description: str) -> dict[str, Any]:
+    return {
+        "type": "textbox",
+        "name": name,
+        "label": label,
+        "description": description,
+        "query": "",
+        "current": {"text": "", "value": ""},
+        "hide": 0,
+    }
+
+
+def custom_variable(name: str, label: str, values: tuple[str, ...]) -> dict[str, Any]:
+    options = [{"text": v, "value": v, "selected": i == 0} for i, v in enumerate(values)]
+    return {
+        "type": "custom",
+        "name": name,
+        "label": label,
+        "query": ",".join(values),
+        "options": options,
+        "current": {"text": values[0], "value": values[0]},
+        "multi": False,
+        "includeAll": False,
+        "hide": 0,
+    }
+
+
+SERVICE_SQL = f"SELECT DISTINCT ServiceName FROM otel_traces WHERE {IN_RANGE} ORDER BY ServiceName"
+
+
+def services_variable(*, multi: bool) -> dict[str, Any]:
+    return query_variable("service", "Service", SERVICE_SQL, multi=multi, include_all=multi)
+
+
+def operations_variable(service_filter: str) -> dict[str, Any]:
+    sql = (
+        f"SELECT DISTINCT SpanName FROM otel_traces WHERE {IN_RANGE} AND IsRequest = 1 "
+        f"AND {service_filter} ORDER BY SpanName"
+    )
+    return query_variable("operation", "Operation", sql, multi=True, include_all=True)
+
+
+# ------------------------------------------------------------------------ dashboards
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]],
+              panels: list[Panel]) -> dict[str, Any]:
+    laid_out, x, y, row_height = [], 0, 0, 0
+    for panel_id, panel in enumerate(panels, start=1):
+        if x + panel.width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        laid_out.append(panel.to_json(panel_id, x, y))
+        x += panel.width
+        row_height = max(row_height, panel.height)
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["otelhouse"],
+        "editable": True,
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "30s",
+        "timezone": "",
+        "graphTooltip": 1,
+        "links": [
+            {"title": "otelhouse", "type": "dashboards", "tags": ["otelhouse"], "asDropdown": True,
+             "includeVars": False, "keepTime": True}
+        ],
+        "templating": {"list": variables},
+        "annotations": {"list": []},
+        "panels": laid_out,
+    }
+
+
+def service_overview() -> dict[str, Any]:
+    requests = _where(IN_RANGE, "IsRequest = 1", SERVICES)
+    to_endpoint = (
+        f"/d/{ENDPOINT_UID}/endpoint-detail?var-service=${{__data.fields.service}}"
+        "&var-operation=${__value.raw}&${__url_time_range}"
+    )
+    service_link = (
+        f"/d/{ENDPOINT_UID}/endpoint-detail?var-service=${{__value.raw}}"
+        "&var-operation=$__all&${__url_time_range}"
+    )
+    endpoint_stats = (
+        "count() AS requests,\n  countIf(IsError = 1) / count() AS error_rate,\n"
+        f"  {_percentile_columns()}"
+    )
+    return dashboard(
+        OVERVIEW_UID,
+        "otelhouse / Service overview",
+        "Rate, errors and duration (RED) of every service's requests.",
+        [services_variable(multi=True)],
+        [
+            timeseries(
+                "Request rate",
+                f"""
+SELECT $__timeInterval(Timestamp) AS time, ServiceName, count() / $__interval_s AS requests_per_s
+FROM otel_traces
+{requests}
+GROUP BY ServiceName, time
+ORDER BY time""",
+                unit="reqps",
+                description="Requests per second (spans of kind Server, or root spans) per service.",
+            ),
+            timeseries(
+                "Error rate",
+                f"""
+SELECT $__timeInterval(Timestamp) AS time, ServiceName, countIf(IsError = 1) / count() AS error_rate
+FROM otel_traces
+{requests}
+GROUP BY ServiceName, time
+ORDER BY time""",
+                unit="percentunit",
+                description="Share of requests that failed: status Error or HTTP status >= 500.",
+            ),
+            timeseries(
+                "Latency percentiles",
+                f"""
+SELECT time, ServiceName, {", ".join(f"p{p}" for p in PERCENTILES)}
+FROM (
+  SELECT $__timeInterval(Timestamp) AS time, ServiceName, {_percentile_columns()}
+  FROM otel_traces
+  {requests}
+  GROUP BY ServiceName, time
+)
+ORDER BY time""",
+                unit="ms",
+                description="p50, p90, p95 and p99 request duration per service.",
+                width=24,
+            ),
+            table(
+                "Services",
+                f"""
+SELECT ServiceName AS service,
+  count() / dateDiff('second', $__fromTime, $__toTime) AS requests_per_s,
+  {endpoint_stats}
+FROM otel_traces
+{requests}
+GROUP BY service
+ORDER BY requests DESC""",
+                description="Click a service to open its endpoints in Endpoint detail.",
+                links={"service": [{"title": "Endpoint detail", "url": service_link}]},
+                hidden=("q",),
+                units={"requests_per_s": "reqps", "error_rate": "percentunit",
+                       **{f"p{p}": "ms" for p in PERCENTILES}},
+            ),
+            table(
+                "Top endpoints",
+                f"""
+SELECT ServiceName AS service, SpanName AS operation,
+  {endpoint_stats}
+FROM otel_traces
+{requests}
+GROUP BY service, operation
+ORDER BY requests DESC
+LIMIT 20""",
+                description="The busiest operations. Click one to open it in Endpoint detail.",
+                links={"operation": [{"title": "Endpoint detail", "url": to_endpoint}]},
+                hidden=("q",),
+                units={"error_rate": "percentunit", **{f"p{p}": "ms" for p in PERCENTILES}},
+            ),
+        ],
+    )
+
+
+def endpoint_detail() -> dict[str, Any]:
+    requests = _where(IN_RANGE, "IsRequest = 1", ONE_SERVICE, OPERATIONS)
+    bounds = "[" + ", ".join(str(b) for b in LATENCY_BUCKETS_MS) + "]"
+    return dashboard(
+        ENDPOINT_UID,
+        "otelhouse / Endpoint detail",
+        "Latency, status codes and the slowest requests of one service's operations.",
+        [services_variable(multi=False), operations_variable(ONE_SERVICE)],
+        [
+            timeseries(
+                "Latency percentiles",
+                f"""
+SELECT time, {", ".join(f"p{p}" for p in PERCENTILES)}
+FROM (
+  SELECT $__timeInterval(Timestamp) AS time, {_percentile_columns()}
+  FROM otel_traces
+  {requests}
+  GROUP BY time
+)
+ORDER BY time""",
+                unit="ms",
+                description="p50, p90, p95 and p99 duration of the selected operations.",
+                width=24,
+            ),
+            Panel(
+                "Latency distribution",
+                "barchart",
+                f"""
+WITH {bounds} AS bounds_ms
+SELECT if(slot = 0, concat('> ', toString(bounds_ms[-1]), ' ms'),
+          concat('<= ', toString(bounds_ms[slot]), ' ms')) AS duration, requests
+FROM (
+  SELECT arrayFirstIndex(b -> Duration <= b * 1000000, bounds_ms) AS slot, count() AS requests
+  FROM otel_traces
+  {requests}
+  GROUP BY slot
+)
+ORDER BY slot = 0, slot""",
+                TABLE,
+                12,
+                9,
+                "How many requests fell in each duration bucket.",
+                options={"xField": "duration", "showValue": "auto", "legend": {"showLegend": False}},
+            ),
+            Panel(
+                "Status codes",
+                "piechart",
+                f"""
+SELECT if(HttpStatusCode = 0, concat('no HTTP status, ', StatusCode), toString(HttpStatusCode)) AS status,
+  count() AS requests
+FROM otel_traces
+{requests}
+GROUP BY status
+ORDER BY requests DESC""",
+                TABLE,
+                12,
+                9,
+                "Requests by HTTP status code (or span status when there is none).",
+                options={
+                    "reduceOptions": {"values": True, "calcs": [], "fields": "/^requests$/"},
+                    "displayLabels": ["name", "percent"],
+                    "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
+                },
+            ),
+            table(
+                "Slowest requests",
+                f"""
+SELECT Timestamp AS time, TraceId AS trace_id, SpanName AS operation,
+  Duration / 1e6 AS duration_ms, HttpStatusCode AS http_status, StatusCode AS span_status
+FROM otel_traces
+{requests}
+ORDER BY Duration DESC
+LIMIT 20""",
+                description="The 20 slowest requests; click a trace id to open the trace.",
+                links={"trace_id": trace_links()},
+                units={"duration_ms": "ms"},
+            ),
+        ],
+    )
+
+
+def _normalized(message: str) -> str:
+    """Group messages that differ only in ids and values: UUIDs, long hex strings,
+    single-quoted literals and numbers are replaced by placeholders (RE2 patterns without
+    backslashes so they read the same in SQL, JSON and Python)."""
+    rules = (
+        ("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<uuid>"),
+        ("[0-9a-fA-F]{16,}", "<hex>"),
+        ("'[^']*'", "'<str>'"),
+        ("[0-9]+([.][0-9]+)?", "<n>"),
+    )
+    expr = message
+    for pattern, placeholder in rules:
+        sql_pattern = pattern.replace("'", "''")
+        sql_placeholder = placeholder.replace("'", "''")
+        expr = f"replaceRegexpAll({expr}, '{sql_pattern}', '{sql_placeholder}')"
+    return expr
+
+
+def _exceptions() -> str:
+    """One row per exception event recorded on a span (OTel semantic conventions)."""
+    return f"""(
+    SELECT Timestamp, TraceId, ServiceName, SpanName,
+      attrs['exception.type'] AS type, attrs['exception.message'] AS message,
+      attrs['exception.stacktrace'] AS stacktrace,
+      {_normalized("message")} AS normalized,
+      lower(hex(cityHash64(type, normalized))) AS group_id
+    FROM otel_traces
+    ARRAY JOIN Events.Name AS event, Events.Attributes AS attrs
+    {_where(IN_RANGE, SERVICES, "has(Events.Name, 'exception')", "event = 'exception'")}
+  )"""
+
+
+def exceptions() -> dict[str, Any]:
+    pick_group = (
+        f"/d/{EXCEPTIONS_UID}/exceptions?var-group=${{__data.fields.group_id}}"
+        "&${service:queryparam}&${__url_time_range}"
+    )
+    selected = "WHERE group_id = ${group:sqlstring}"
+    return dashboard(
+        EXCEPTIONS_UID,
+        "otelhouse / Exceptions",
+        "Exceptions recorded on spans, grouped by type and normalised message.",
+        [
+            services_variable(multi=True),
+            textbox("group", "Exception group", "Set by clicking a message in the groups table."),
+        ],
+        [
+            table(
+                "Exception groups",
+                f"""
+SELECT group_id, type, normalized AS message, count() AS occurrences, uniqExact(TraceId) AS traces,
+  min(Timestamp) AS first_seen, max(Timestamp) AS last_seen,
+  arrayStringConcat(arraySort(groupUniqArray(ServiceName)), ', ') AS services,
+  argMax(TraceId, Timestamp) AS sample_trace
+FROM {_exceptions()}
+GROUP BY group_id, type, normalized
+ORDER BY occurrences DESC
+LIMIT 100""",
+                description=(
+                    "Messages with ids and numbers replaced by placeholders. First/last seen "
+                    "are within the time range. Click a message to see its stack trace below."
+                ),
+                links={"message": [{"title": "Show stack trace and samples", "url": pick_group}],
+                       "sample_trace": trace_links()},
+                hidden=("group_id",),
+            ),
+            timeseries(
+                "Exceptions over time",
+                f"""
+SELECT $__timeInterval(Timestamp) AS time, type, count() AS exceptions
+FROM {_exceptions()}
+GROUP BY type, time
+ORDER BY time""",
+                unit="short",
+                description="Exception events per interval, by exception type.",
+                width=24,
+            ),
+            table(
+                "Stack trace of the selected group",
+                f"""
+SELECT type, message, stacktrace, Timestamp AS seen, TraceId AS trace_id
+FROM {_exceptions()}
+{selected}
+ORDER BY Timestamp DESC
+LIMIT 1""",
+                description="The latest occurrence of the group picked in the table above.",
+                height=12,
+                links={"trace_id": trace_links()},
+                wrap=True,
+            ),
+            table(
+                "Sample traces of the selected group",
+                f"""
+SELECT Timestamp AS time, ServiceName AS service, SpanName AS operation, TraceId AS trace_id,
+  message
+FROM {_exceptions()}
+{selected}
+ORDER BY Timestamp DESC
+LIMIT 50""",
+                description="Recent occurrences of the picked group; click a trace id to open it.",
+                links={"trace_id": trace_links()},
+            ),
+        ],
+    )
+
+
+def traces() -> dict[str, Any]:
+    search = _where(
+        IN_RANGE,
+        "IsRequest = 1",
+        SERVICES,
+        OPERATIONS,
+        "Duration >= toFloat64OrZero(${min_ms:sqlstring}) * 1000000",
+        "(${max_ms:sqlstring} = '' OR Duration <= toFloat64OrZero(${max_ms:sqlstring}) * 1000000)",
+        "(${status:sqlstring} = 'any' OR IsError = (${status:sqlstring} = 'error'))",
+    )
+    attributes = "arrayMap(key -> map('key', key, 'value', {0}[key]), mapKeys({0}))"
+    return dashboard(
+        TRACES_UID,
+        "otelhouse / Traces",
+        "Find requests by service, operation, duration and status, and open their traces.",
+        [
+            services_variable(multi=True),
+            operations_variable(SERVICES),
+            textbox("min_ms", "Min duration (ms)", "Only requests at least this slow; empty for any."),
+            textbox("max_ms", "Max duration (ms)", "Only requests at most this slow; empty for any."),
+            custom_variable("status", "Status", ("any", "error", "ok")),
+            textbox("trace_id", "Trace id", "Set by clicking a trace id; or paste one."),
+        ],
+        [
+            table(
+                "Requests",
+                f"""
+SELECT Timestamp AS time, TraceId AS trace_id, ServiceName AS service, SpanName AS operation,
+  Duration / 1e6 AS duration_ms, HttpStatusCode AS http_status,
+  if(IsError = 1, 'error', 'ok') AS status
+FROM otel_traces
+{search}
+ORDER BY Timestamp DESC
+LIMIT 200""",
+                description="Latest 200 requests matching the filters; click a trace id to open it below.",
+                height=10,
+                links={"trace_id": [{"title": "Show trace below",
+                                     "url": f"/d/{TRACES_UID}/traces?var-trace_id=${{__value.raw}}"
+                                            "&${service:queryparam}&${operation:queryparam}"
+                                            "&${min_ms:queryparam}&${max_ms:queryparam}"
+                                            "&${status:queryparam}&${__url_time_range}"},
+                                    trace_links()[1]]},
+                units={"duration_ms": "ms"},
+            ),
+            Panel(
+                "Trace",
+                "traces",
+                f"""
+WITH ${{trace_id:sqlstring}} AS trace,
+  (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace) AS trace_start,
+  (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace) AS trace_end
+SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID,
+  ServiceName AS serviceName, SpanName AS operationName,
+  toUnixTimestamp64Nano(Timestamp) / 1e6 AS startTime, Duration / 1e6 AS duration,
+  lower(SpanKind) AS kind, multiIf(StatusCode = 'Error', 2, StatusCode = 'Ok', 1, 0) AS statusCode,
+  StatusMessage AS statusMessage,
+  {attributes.format("SpanAttributes")} AS tags,
+  {attributes.format("ResourceAttributes")} AS serviceTags
+FROM otel_traces
+WHERE TraceId = trace AND Timestamp >= trace_start AND Timestamp <= trace_end
+ORDER BY Timestamp
+LIMIT 10000""",
+                TRACE,
+                24,
+                16,
+                "The spans of the trace in the trace_id variable (bounded by the trace-id "
+                "lookup table, so it does not scan the time range).",
+            ),
+        ],
+    )
+
+
+DASHBOARDS = {
+    "service-overview.json": service_overview,
+    "endpoint-detail.json": endpoint_detail,
+    "exceptions.json": exceptions,
+    "traces.json": traces,
+}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main() -> int:
+    DASHBOARD_DIR.mkdir(exist_ok=True)
+    for name, text in render().items():
+        (DASHBOARD_DIR / name).write_text(text, encoding="utf-8")
+        print(f"wrote {DASHBOARD_DIR / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Known spans for the dashboard tests, and the facts about them computed in Python.
+
+The rules here are written from the definitions (query/semantics.py), not from the SQL: a
+request is a Server span or a root span; an error has StatusCode Error or an HTTP status
+>= 500, read from the current or the older semantic-convention attribute.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from storage.traces import SpanColumns
+
+NS = 1_000_000_000
+IN_RANGE_S = 3600
+ENDPOINTS = {
+    "frontend": (("GET", "/"), ("GET", "/api/cart"), ("POST", "/api/checkout")),
+    "checkout": (("POST", "/orders"), ("GET", "/orders/{id}")),
+    "payments": (("POST", "/charge"),),
+}
+OLD_SERVICE = "legacy"
+
+
+@dataclass(frozen=True)
+class Event:
+    ts_ns: int
+    name: str
+    attrs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Span:
+    ts_ns: int
+    trace: str
+    span: str
+    parent: str
+    name: str
+    kind: str
+    service: str
+    duration: int
+    status: str = "Unset"
+    status_message: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+    resource: dict[str, str] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+
+    @property
+    def is_request(self) -> bool:
+        return self.kind == "Server" or self.parent == ""
+
+    @property
+    def http_status(self) -> int:
+        value = self.attrs.get("http.response.status_code") or self.attrs.get("http.status_code")
+        return int(value) if value else 0
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == "Error" or self.http_status >= 500
+
+    @property
+    def exceptions(self) -> list[Event]:
+        return [e for e in self.events if e.name == "exception"]
+
+
+def normalize(message: str) -> str:
+    """Python's reading of the dashboard's message normalisation."""
+    message = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", message, flags=re.I)
+    message = re.sub(r"[0-9a-f]{16,}", "<hex>", message, flags=re.I)
+    message = re.sub(r"'[^']*'", "'<str>'", message)
+    return re.sub(r"\d+(\.\d+)?", "<n>", message)
+
+
+class _Ids:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def trace(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def span(self) -> str:
+        return f"{self.rng.getrandbits(64):016x}"
+
+
+def _http_attrs(i: int, method: str, route: str, code: int) -> dict[str, str]:
+    if i % 3 == 0:
+        return {"http.method": method, "http.route": route, "http.status_code": str(code)}
+    return {"http.request.method": method, "http.route": route, "http.response.status_code": str(code)}
+
+
+def _exception(rng: random.Random, ids: _Ids, ts_ns: int, kind: str) -> Event:
+    if kind == "KeyError":
+        message = f"'user_{rng.randrange(1000)}'"
+    elif kind == "ValueError":
+        message = f"invalid amount {rng.uniform(1, 500):.2f} for order {ids.trace()[:8]}-0000-4000-8000-{ids.span()[:12]}"
+    else:
+        message = f"upstream payments timed out after {rng.randrange(1000, 5000)} ms (request {ids.span()}{ids.span()})"
+    stack = (
+        "Traceback (most recent call last):\n"
+        f'  File "app.py", line {rng.randrange(10, 400)}, in handler\n'
+        f"{kind}: {message}"
+    )
+    attrs = {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack}
+    return Event(ts_ns + rng.randrange(NS // 1000), "exception", attrs)
+
+
+def make_spans(now_s: int, *, requests: int = 320, seed: int = 11) -> list[Span]:
+    """A few hundred traces over the last 50 minutes plus some two hours old."""
+    rng = random.Random(seed)
+    ids = _Ids(rng)
+    spans: list[Span] = []
+    services = list(ENDPOINTS)
+    for i in range(requests):
+        service = rng.choices(services, weights=(5, 3, 2))[0]
+        method, route = rng.choice(ENDPOINTS[service])
+        ts_ns = (now_s - 60) * NS - rng.randrange(50 * 60 * NS)
+        duration = int(rng.lognormvariate(17, 1.2))
+        code = rng.choices((200, 404, 500, 503), weights=(70, 10, 12, 8))[0]
+        status = "Error" if (code >= 500 and i % 2 == 0) or i % 37 == 0 else "Unset"
+        trace, root = ids.trace(), ids.span()
+        events: list[Event] = []
+        if code >= 500 or status == "Error":
+            events.append(_exception(rng, ids, ts_ns, rng.choice(("KeyError", "ValueError", "TimeoutError"))))
+            if i % 5 == 0:
+                events.append(_exception(rng, ids, ts_ns + 1000, "TimeoutError" if events[0].attrs["exception.type"] != "TimeoutError" else "KeyError"))
+        if i % 7 == 0:
+            events.append(Event(ts_ns + 10, "cache miss", {"key": f"k{i}"}))
+        spans.append(Span(
+            ts_ns, trace, root, "", f"{method} {route}", "Server", service, duration, status,
+            "boom" if status == "Error" else "", _http_attrs(i, method, route, code),
+            {"service.name": service, "host.name": f"host-{i % 4}"}, tuple(events),
+        ))
+        spans.append(Span(ts_ns + 1000, trace, ids.span(), root, "db query", "Internal", service, duration // 3))
+        if service == "frontend" and route == "/api/checkout":
+            client = ids.span()
+            spans.append(Span(ts_ns + 2000, trace, client, root, "POST checkout", "Client", service, duration // 2))
+            spans.append(Span(
+                ts_ns + 3000, trace, ids.span(), client, "POST /orders", "Server", "checkout",
+                duration // 2 - 1000, attrs=_http_attrs(i + 1, "POST", "/orders", 201),
+                resource={"service.name": "checkout"},
+            ))
+    for i in range(12):
+        ts_ns = (now_s - 90) * NS - rng.randrange(40 * 60 * NS)
+        spans.append(Span(ts_ns, ids.trace(), ids.span(), "", "settle-batch", "Internal", "payments",
+                          int(rng.lognormvariate(19, 0.5)), "Error" if i % 4 == 0 else "Ok"))
+    for i in range(20):
+        ts_ns = (now_s - 2 * IN_RANGE_S) * NS - rng.randrange(600 * NS)
+        service = OLD_SERVICE if i % 2 else "frontend"
+        spans.append(Span(ts_ns, ids.trace(), ids.span(), "", "GET /old", "Server", service,
+                          int(rng.lognormvariate(17, 1)), attrs=_http_attrs(i, "GET", "/old", 500)))
+    return spans
+
+
+def to_columns(spans: list[Span]) -> SpanColumns:
+    columns = SpanColumns()
+    for s in spans:
+        columns.Timestamp.append(s.ts_ns)
+        columns.TraceId.append(s.trace)
+        columns.SpanId.append(s.span)
+        columns.ParentSpanId.append(s.parent)
+        columns.TraceState.append("")
+        columns.SpanName.append(s.name)
+        columns.SpanKind.append(s.kind)
+        columns.ServiceName.append(s.service)
+        columns.ResourceAttributes.append(s.resource)
+        columns.ScopeName.append("tests.grafana")
+        columns.ScopeVersion.append("1")
+        columns.SpanAttributes.append(s.attrs)
+        columns.Duration.append(s.duration)
+        columns.StatusCode.append(s.status)
+        columns.StatusMessage.append(s.status_message)
+        columns.Events_Timestamp.append([e.ts_ns for e in s.events])
+        columns.Events_Name.append([e.name for e in s.events])
+        columns.Events_Attributes.append([e.attrs for e in s.events])
+        columns.Links_TraceId.append([])
+        columns.Links_SpanId.append([])
+        columns.Links_TraceState.append([])
+        columns.Links_Attributes.append([])
+    return columns

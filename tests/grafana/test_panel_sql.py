@@ -1,0 +1,362 @@
+"""Every panel and variable query, expanded as Grafana and the ClickHouse plugin expand it,
+run on the embedded engine loaded with known spans, against values computed in Python."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.settings import Settings
+from storage import migrate, open_client
+from storage.traces import insert_spans
+from tests.grafana.dashboards import load_dashboards, panel_sql, variables
+from tests.grafana.dataset import IN_RANGE_S, NS, Span, make_spans, normalize, to_columns
+from tests.grafana.expand import ALL, TimeRange, Variable, expand
+
+INTERVAL_S = 60
+PERCENTILES = (50, 90, 95, 99)
+BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+BOARDS = load_dashboards()
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Loaded:
+    client: Client
+    spans: list[Span]
+    time_range: TimeRange
+
+    def in_range(self) -> list[Span]:
+        low, high = self.time_range.from_ms // 1000 * NS, self.time_range.to_ms // 1000 * NS
+        return [s for s in self.spans if low <= s.ts_ns <= high]
+
+    def run(self, sql: str, values: dict[str, Any], board: dict[str, Any]) -> list[Row]:
+        query = expand(sql, self.variables(values, board), self.time_range)
+        result = self.client.query(query)
+        return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+    def variables(self, values: dict[str, Any], board: dict[str, Any]) -> dict[str, Variable]:
+        defined = variables(board)
+        assert set(values) == set(defined), f"{board['uid']}: set every variable in the case"
+        options = {"service": tuple(sorted({s.service for s in self.in_range()}))}
+        return {name: Variable(value, options.get(name, ())) for name, value in values.items()}
+
+
+@pytest.fixture(scope="module")
+def loaded(data_dir: Path) -> Iterator[Loaded]:
+    """One migrated database with the dataset, shared by this module's read-only tests."""
+    settings = Settings(data_dir=data_dir, database=f"test_{uuid.uuid4().hex[:12]}")
+    admin = open_client(settings, database="")
+    migrate(admin, settings)
+    client = open_client(settings)
+    now_s = int(time.time())
+    spans = make_spans(now_s)
+    insert_spans(client, to_columns(spans))
+    time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
+    yield Loaded(client, spans, time_range)
+    client.close()
+    admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")
+    admin.close()
+
+
+# --------------------------------------------------------------------- comparisons
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        return round(aware.timestamp(), 6)
+    return value
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    actual = _plain(actual)
+    if isinstance(expected, float) or isinstance(actual, float):
+        return math.isclose(actual, expected, rel_tol=1e-12, abs_tol=1e-6)
+    if isinstance(expected, list):
+        return len(actual) == len(expected) and all(map(_same, actual, expected))
+    return actual == expected
+
+
+def assert_rows(actual: list[Row], expected: list[Row], *, ordered: bool, ignore: tuple[str, ...] = ("q",)) -> None:
+    actual = [{k: v for k, v in row.items() if k not in ignore} for row in actual]
+    assert len(actual) == len(expected), f"{len(actual)} rows, expected {len(expected)}"
+    assert not expected or set(actual[0]) == set(expected[0]), f"columns {set(actual[0])}"
+    if not ordered:
+        identity = [k for k, v in (expected or [{}])[0].items() if isinstance(v, str) or k == "time"]
+
+        def key(row: Row) -> tuple:
+            return tuple(str(round(_plain(row[k]), 3) if k == "time" else row[k]) for k in identity)
+
+        actual, expected = sorted(actual, key=key), sorted(expected, key=key)
+    for got, want in zip(actual, expected):
+        mismatched = {k: (got[k], want[k]) for k in want if not _same(got[k], want[k])}
+        assert not mismatched, f"row {want}: got/expected {mismatched}"
+
+
+# ------------------------------------------------------------ expected, in Python
+
+
+def bucket(span: Span) -> float:
+    seconds = span.ts_ns // NS
+    return float(seconds - seconds % INTERVAL_S)
+
+
+def ms(ns: int | float) -> float:
+    return ns / 1e6
+
+
+def percentiles(spans: list[Span]) -> Row:
+    values = np.percentile([s.duration for s in spans], PERCENTILES)
+    return {f"p{p}": float(v) / 1e6 for p, v in zip(PERCENTILES, values)}
+
+
+def grouped(spans: list[Span], key: Callable[[Span], tuple]) -> dict[tuple, list[Span]]:
+    groups: dict[tuple, list[Span]] = defaultdict(list)
+    for span in spans:
+        groups[key(span)].append(span)
+    return groups
+
+
+def error_rate(spans: list[Span]) -> float:
+    return sum(s.is_error for s in spans) / len(spans)
+
+
+def pick(values: Any) -> Callable[[str], bool]:
+    """Whether a value passes a variable's selection (All passes everything)."""
+    if values == ALL or values == "":
+        return lambda _: True
+    chosen = {values} if isinstance(values, str) else set(values)
+    return lambda v: v in chosen
+
+
+def requests(loaded: Loaded, v: dict[str, Any]) -> list[Span]:
+    service, operation = pick(v["service"]), pick(v.get("operation", ALL))
+    return [s for s in loaded.in_range() if s.is_request and service(s.service) and operation(s.name)]
+
+
+def overview_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    reqs = requests(loaded, v)
+    by_time = grouped(reqs, lambda s: (bucket(s), s.service))
+    range_s = loaded.time_range.to_ms // 1000 - loaded.time_range.from_ms // 1000
+    if title == "Request rate":
+        return [{"time": t, "ServiceName": svc, "requests_per_s": len(g) / INTERVAL_S} for (t, svc), g in by_time.items()]
+    if title == "Error rate":
+        return [{"time": t, "ServiceName": svc, "error_rate": error_rate(g)} for (t, svc), g in by_time.items()]
+    if title == "Latency percentiles":
+        return [{"time": t, "ServiceName": svc, **percentiles(g)} for (t, svc), g in by_time.items()]
+    stats = lambda g: {"requests": len(g), "error_rate": error_rate(g), **percentiles(g)}  # noqa: E731
+    if title == "Services":
+        return [{"service": svc, "requests_per_s": len(g) / range_s, **stats(g)}
+                for (svc,), g in grouped(reqs, lambda s: (s.service,)).items()]
+    assert title == "Top endpoints"
+    return [{"service": svc, "operation": op, **stats(g)}
+            for (svc, op), g in grouped(reqs, lambda s: (s.service, s.name)).items()]
+
+
+def _duration_label(span: Span) -> tuple[int, str]:
+    for slot, bound in enumerate(BUCKETS_MS, start=1):
+        if span.duration <= bound * 1_000_000:
+            return slot, f"<= {bound} ms"
+    return len(BUCKETS_MS) + 1, f"> {BUCKETS_MS[-1]} ms"
+
+
+def endpoint_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    reqs = requests(loaded, v)
+    if title == "Latency percentiles":
+        return sorted(({"time": t, **percentiles(g)} for (t,), g in grouped(reqs, lambda s: (bucket(s),)).items()),
+                      key=lambda r: r["time"])
+    if title == "Latency distribution":
+        counts = Counter(_duration_label(s) for s in reqs)
+        return [{"duration": label, "requests": n} for (_, label), n in sorted(counts.items())]
+    if title == "Status codes":
+        label = lambda s: str(s.http_status) if s.http_status else f"no HTTP status, {s.status}"  # noqa: E731
+        return [{"status": k, "requests": n} for k, n in Counter(map(label, reqs)).items()]
+    assert title == "Slowest requests"
+    slowest = sorted(reqs, key=lambda s: s.duration, reverse=True)[:20]
+    return [{"time": s.ts_ns / NS, "trace_id": s.trace, "operation": s.name, "duration_ms": ms(s.duration),
+             "http_status": s.http_status, "span_status": s.status} for s in slowest]
+
+
+def exception_rows(loaded: Loaded, v: dict[str, Any]) -> list[tuple[Span, dict[str, str]]]:
+    service = pick(v["service"])
+    return [(s, e.attrs) for s in loaded.in_range() if service(s.service) for e in s.exceptions]
+
+
+def exceptions_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    rows = exception_rows(loaded, v)
+    groups = grouped(rows, lambda r: (r[1]["exception.type"], normalize(r[1]["exception.message"])))
+    if title == "Exception groups":
+        return [{
+            "type": t, "message": m, "occurrences": len(g), "traces": len({s.trace for s, _ in g}),
+            "first_seen": min(s.ts_ns for s, _ in g) / NS, "last_seen": max(s.ts_ns for s, _ in g) / NS,
+            "services": ", ".join(sorted({s.service for s, _ in g})),
+            "sample_trace": max(g, key=lambda r: r[0].ts_ns)[0].trace,
+        } for (t, m), g in groups.items()]
+    if title == "Exceptions over time":
+        by_time = grouped(rows, lambda r: (bucket(r[0]), r[1]["exception.type"]))
+        return [{"time": t, "type": k, "exceptions": len(g)} for (t, k), g in by_time.items()]
+    selected = groups.get(v["selected"], []) if v["group"] else []
+    latest = sorted(selected, key=lambda r: r[0].ts_ns, reverse=True)
+    if title == "Stack trace of the selected group":
+        return [{"type": a["exception.type"], "message": a["exception.message"], "stacktrace": a["exception.stacktrace"],
+                 "seen": s.ts_ns / NS, "trace_id": s.trace} for s, a in latest[:1]]
+    assert title == "Sample traces of the selected group"
+    return [{"time": s.ts_ns / NS, "service": s.service, "operation": s.name, "trace_id": s.trace,
+             "message": a["exception.message"]} for s, a in latest[:50]]
+
+
+def traces_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    if title == "Trace":
+        spans = sorted((s for s in loaded.spans if s.trace == v["trace_id"]), key=lambda s: s.ts_ns)
+        tags = lambda attrs: [{"key": k, "value": attrs[k]} for k in attrs]  # noqa: E731
+        return [{
+            "traceID": s.trace, "spanID": s.span, "parentSpanID": s.parent, "serviceName": s.service,
+            "operationName": s.name, "startTime": s.ts_ns / 1e6, "duration": ms(s.duration), "kind": s.kind.lower(),
+            "statusCode": {"Error": 2, "Ok": 1}.get(s.status, 0), "statusMessage": s.status_message,
+            "tags": tags(s.attrs), "serviceTags": tags(s.resource),
+        } for s in spans]
+    low = float(v["min_ms"] or 0) * 1e6
+    high = float(v["max_ms"]) * 1e6 if v["max_ms"] else math.inf
+    status = {"any": lambda s: True, "error": lambda s: s.is_error, "ok": lambda s: not s.is_error}[v["status"]]
+    found = [s for s in requests(loaded, v) if low <= s.duration <= high and status(s)]
+    latest = sorted(found, key=lambda s: s.ts_ns, reverse=True)[:200]
+    return [{"time": s.ts_ns / NS, "trace_id": s.trace, "service": s.service, "operation": s.name,
+             "duration_ms": ms(s.duration), "http_status": s.http_status, "status": "error" if s.is_error else "ok"}
+            for s in latest]
+
+
+# -------------------------------------------------------------------------- cases
+
+
+def _cross_service_trace() -> Callable[[Loaded], str]:
+    def find(loaded: Loaded) -> str:
+        services = grouped(loaded.in_range(), lambda s: (s.trace,))
+        return next(t for (t,), g in services.items() if len({s.service for s in g}) > 1)
+    return find
+
+
+@dataclass(frozen=True)
+class Case:
+    board: str
+    values: dict[str, Any]
+    expected: Callable[[Loaded, dict[str, Any], str], list[Row]]
+    ordered: tuple[str, ...] = ()
+
+
+CASES = {
+    "overview-all": Case("otelhouse-overview", {"service": ALL}, overview_expected),
+    "overview-two": Case("otelhouse-overview", {"service": ["checkout", "payments"]}, overview_expected),
+    "endpoint-all-operations": Case(
+        "otelhouse-endpoint", {"service": "frontend", "operation": ALL}, endpoint_expected,
+        ordered=("Latency percentiles", "Latency distribution", "Slowest requests")),
+    "endpoint-one-operation": Case(
+        "otelhouse-endpoint", {"service": "checkout", "operation": ["POST /orders"]}, endpoint_expected,
+        ordered=("Latency percentiles", "Latency distribution", "Slowest requests")),
+    "exceptions-group": Case(
+        "otelhouse-exceptions", {"service": ALL, "group": "ValueError"}, exceptions_expected,
+        ordered=("Stack trace of the selected group", "Sample traces of the selected group")),
+    "exceptions-no-group": Case("otelhouse-exceptions", {"service": ["payments"], "group": ""}, exceptions_expected),
+    "traces-all": Case(
+        "otelhouse-traces",
+        {"service": ALL, "operation": ALL, "min_ms": "", "max_ms": "", "status": "any", "trace_id": _cross_service_trace()},
+        traces_expected, ordered=("Requests", "Trace")),
+    "traces-filtered-errors": Case(
+        "otelhouse-traces",
+        {"service": ["checkout", "frontend"], "operation": ["POST /orders", "GET /api/cart"], "min_ms": "20",
+         "max_ms": "80", "status": "error", "trace_id": ""},
+        traces_expected, ordered=("Requests",)),
+    "traces-quoted-ok": Case(
+        "otelhouse-traces",
+        {"service": ["payments"], "operation": ALL, "min_ms": "", "max_ms": "1e4", "status": "ok",
+         "trace_id": "x' OR '1'='1"},
+        traces_expected, ordered=("Requests",)),
+}
+
+
+def _panel_cases() -> Iterator[Any]:
+    for name, case in CASES.items():
+        for p in BOARDS[case.board]["panels"]:
+            yield pytest.param(case, p["title"], id=f"{name}/{p['title']}")
+
+
+def _resolve(loaded: Loaded, case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fill values that come from the data: a trace id, and an exception group's id as the
+    groups table returns it (the user clicks it there)."""
+    values = {k: (v(loaded) if callable(v) else v) for k, v in case.values.items()}
+    extra: dict[str, Any] = {}
+    if case.board == "otelhouse-exceptions" and values["group"]:
+        board = BOARDS[case.board]
+        groups = loaded.run(panel_sql(board, "Exception groups"), {**values, "group": ""}, board)
+        chosen = next(g for g in groups if g["type"] == values["group"])
+        values["group"] = chosen["group_id"]
+        extra["selected"] = (chosen["type"], chosen["message"])
+    return values, extra
+
+
+@pytest.mark.parametrize(("case", "title"), list(_panel_cases()))
+def test_panel_returns_the_values_of_the_spans(loaded: Loaded, case: Case, title: str) -> None:
+    board = BOARDS[case.board]
+    values, extra = _resolve(loaded, case)
+    actual = loaded.run(panel_sql(board, title), values, board)
+    expected = case.expected(loaded, {**values, **extra}, title)
+    ignore = ("q", "group_id")
+    assert_rows(actual, expected, ordered=title in case.ordered, ignore=ignore)
+
+
+def test_cases_exercise_filters_with_data(loaded: Loaded) -> None:
+    """Guard against vacuous cases: every filtered scenario still selects spans."""
+    for case in CASES.values():
+        values, extra = _resolve(loaded, case)
+        for p in BOARDS[case.board]["panels"]:
+            if "selected group" in p["title"] and not values.get("group"):
+                continue
+            if p["title"] == "Trace" and not values.get("trace_id", "").isalnum():
+                continue
+            assert case.expected(loaded, {**values, **extra}, p["title"]), (case.board, p["title"], values)
+
+
+def test_overview_orders_services_by_traffic(loaded: Loaded) -> None:
+    board = BOARDS["otelhouse-overview"]
+    rows = loaded.run(panel_sql(board, "Services"), {"service": ALL}, board)
+    assert [r["requests"] for r in rows] == sorted((r["requests"] for r in rows), reverse=True)
+
+
+def test_exception_groups_have_distinct_ids(loaded: Loaded) -> None:
+    board = BOARDS["otelhouse-exceptions"]
+    rows = loaded.run(panel_sql(board, "Exception groups"), {"service": ALL, "group": ""}, board)
+    assert len({r["group_id"] for r in rows}) == len(rows) >= 3
+
+
+VARIABLE_CASES = [
+    ("otelhouse-overview", "service", {"service": ALL}),
+    ("otelhouse-endpoint", "operation", {"service": "checkout", "operation": ALL}),
+    ("otelhouse-traces", "operation", {"service": ["frontend", "payments"], "operation": ALL, "min_ms": "",
+                                       "max_ms": "", "status": "any", "trace_id": ""}),
+]
+
+
+@pytest.mark.parametrize(("uid", "name", "values"), VARIABLE_CASES)
+def test_variable_query_lists_the_values_in_range(loaded: Loaded, uid: str, name: str, values: dict[str, Any]) -> None:
+    board = BOARDS[uid]
+    defined = variables(board)
+    values = {**{n: "" for n in defined}, **values}
+    rows = loaded.run(defined[name]["query"], values, board)
+    spans = loaded.in_range()
+    if name == "service":
+        expected = sorted({s.service for s in spans})
+    else:
+        expected = sorted({s.name for s in requests(loaded, {**values, "operation": ALL})})
+    assert [next(iter(r.values())) for r in rows] == expected
