@@ -3,57 +3,25 @@ sent spans in Python; one end-to-end run from the real OTel SDK through the real
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import quote
 
-import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from otelhouse.settings import Settings
-from query.app import create_app
 from storage.traces import insert_spans
 from tests.conftest import ReceiverThread
+from tests.query.hostile import INJECTION_CORPUS, long_urls  # noqa: F401 - fixture
 from tests.query.sdk_traces import send_shop_trace
-from tests.query.trace_builder import SpanSpec, by_trace, random_traces, to_columns
+from tests.query.trace_builder import SpanSpec, by_trace, insert_shop, to_columns
 
-INJECTION_CORPUS = (
-    "'",
-    '"',
-    "' OR 1=1 --",
-    "{x:String}",
-    "x; DROP TABLE otel_traces",
-    "nul\x00byte",
-    "\\' \\\\",
-    "m" * 1_000_000,
-)
-
-
-@pytest.fixture
-def api(settings: Settings, storage: Client) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-def long_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx refuses URLs over 64 KiB on the client side; the 1 MB corpus entry must reach
-    the app, so the client-side guard is raised for these tests."""
-    monkeypatch.setattr(httpx._urlparse, "MAX_URL_LENGTH", 8 * 1024 * 1024)
 
 
 @pytest.fixture
 def shop(storage: Client) -> list[SpanSpec]:
-    """40 random traces in the last 30 minutes, plus one trace from 3 hours ago."""
-    rng = random.Random(7)
-    now = time.time_ns()
-    specs = random_traces(rng, now, 40)
-    old = random_traces(rng, now - 3 * 3600 * 10**9, 1)
-    insert_spans(storage, to_columns(specs + old))
-    return specs
+    return insert_shop(storage)
 
 
 def summary_of(spans: list[SpanSpec]) -> dict[str, object]:

@@ -4,9 +4,12 @@ the tests expect (error rule, summaries), computed here from the specs, not by t
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
-from storage.traces import SpanColumns
+from clickhouse_connect.driver.client import Client
+
+from storage.traces import SpanColumns, insert_spans
 
 SERVICES = ("frontend", "cart", "payment", "inventory")
 OPERATIONS = ("GET /cart", "POST /checkout", "charge", "reserve", "SELECT stock", "render")
@@ -138,3 +141,13 @@ def by_trace(specs: list[SpanSpec]) -> dict[str, list[SpanSpec]]:
     return {
         tid: sorted(spans, key=lambda s: (s.start_ns, s.span_id)) for tid, spans in traces.items()
     }
+
+
+def insert_shop(client: Client) -> list[SpanSpec]:
+    """Store 40 random traces from the last 30 minutes plus one from 3 hours ago; return the
+    40 recent ones."""
+    rng = random.Random(7)
+    now = time.time_ns()
+    recent = random_traces(rng, now, 40)
+    insert_spans(client, to_columns(recent + random_traces(rng, now - 3 * 3600 * 10**9, 1)))
+    return recent
