@@ -8,9 +8,12 @@ The handle is also kept on ``app.state`` so a second call finds it and does noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -46,6 +49,7 @@ class Instrumentation:
     the trace header and log correlation were added."""
     correlate_logs: bool
     _previous_build: Callable[[], object] = field(repr=False)
+    _previous_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = field(repr=False)
     _active: bool = field(default=True, repr=False)
 
     @property
@@ -74,12 +78,32 @@ class Instrumentation:
             return
         self._active = False
         self.app.build_middleware_stack = self._previous_build  # type: ignore[method-assign]
+        self.app.router.lifespan_context = self._previous_lifespan
         if self.instrumented_here:
             FastAPIInstrumentor.uninstrument_app(self.app)
         self.app.middleware_stack = None
         if self.correlate_logs:
             disable_log_correlation()
         delattr(self.app.state, STATE_KEY)
+
+
+def flushing_lifespan(
+    lifespan: Callable[[Any], AbstractAsyncContextManager[Any]],
+    flush: Callable[[], bool],
+) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+    """The app's lifespan, then a flush when the server shuts the app down.
+
+    Exit-time flushing is not enough: uvicorn re-raises SIGTERM after its graceful shutdown,
+    which kills the process before ``atexit`` handlers run, so the spans of the last few
+    seconds would be lost whenever a container is stopped."""
+
+    @asynccontextmanager
+    async def lifespan_then_flush(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            yield state
+        await asyncio.to_thread(flush)
+
+    return lifespan_then_flush
 
 
 def instrumentation_of(app: FastAPI) -> Instrumentation | None:
@@ -115,6 +139,8 @@ def instrument_app(
     ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one;
     ``tracer_provider`` replaces the provider (then configure export on it yourself).
     Metrics are off unless a ``meter_provider`` is given: otelhouse stores traces.
+    Spans are flushed when the server runs the app's lifespan shutdown; call
+    ``handle.shutdown()`` yourself where no lifespan runs.
 
     Calling it again for the same app returns the first handle unchanged.
     """
@@ -166,7 +192,9 @@ def instrument_app(
         instrumented_here=not instrumented_elsewhere,
         correlate_logs=correlate_logs,
         _previous_build=previous_build,
+        _previous_lifespan=app.router.lifespan_context,
     )
+    app.router.lifespan_context = flushing_lifespan(app.router.lifespan_context, handle.force_flush)
     setattr(app.state, STATE_KEY, handle)
     return handle
 

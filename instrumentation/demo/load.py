@@ -52,6 +52,10 @@ class Tally:
         else:
             self.ok += 1
 
+    @property
+    def finished(self) -> int:
+        return self.ok + self.client_errors + self.server_errors + self.failed
+
     def summary(self) -> str:
         parts = [
             f"sent {self.sent}",
@@ -60,6 +64,9 @@ class Tally:
             f"5xx {self.server_errors}",
             f"no answer {self.failed}",
         ]
+        in_flight = self.sent - self.finished
+        if in_flight:
+            parts.append(f"in flight {in_flight}")
         if self.skipped:
             parts.append(f"skipped (too many in flight) {self.skipped}")
         return ", ".join(parts)
@@ -113,7 +120,6 @@ async def report_progress(tally: Tally, interval_s: float, started_at: float) ->
     previous = 0
     while True:
         await asyncio.sleep(interval_s)
-        answered = tally.ok + tally.client_errors + tally.server_errors + tally.failed
-        rate = (answered - previous) / interval_s
-        previous = answered
-        print(f"[{loop.time() - started_at:6.0f}s] {tally.summary()} ({rate:.1f} answers/s)", flush=True)
+        rate = (tally.finished - previous) / interval_s
+        previous = tally.finished
+        print(f"[{loop.time() - started_at:6.1f}s] {tally.summary()} ({rate:.1f} answers/s)", flush=True)

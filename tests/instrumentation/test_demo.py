@@ -1,0 +1,126 @@
+"""The demo services propagate one trace across two services; ``otelhouse demo`` runs until
+Ctrl-C and leaves every answered request stored."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from instrumentation import Instrumentation, instrument_app
+from instrumentation.demo.runner import DemoError, check_reachable
+from instrumentation.demo.services import Behaviour, create_inventory_app, create_shop_app
+from tests.instrumentation.conftest import serving
+
+Stored = Callable[..., list[dict[str, Any]]]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def call_shop(endpoint: str, behaviour: Behaviour, requests: Callable[[httpx.Client], list[httpx.Response]]) -> list[httpx.Response]:
+    """Serve inventory and shop, each with its own instrumentation, and make the requests."""
+    inventory = create_inventory_app(behaviour)
+    handles: list[Instrumentation] = [instrument_app(inventory, "inventory", endpoint=endpoint)]
+    with serving(inventory) as inventory_url:
+        shop = create_shop_app(inventory_url, behaviour)
+        handles.append(instrument_app(shop, "shop", endpoint=endpoint))
+        with serving(shop) as shop_url, httpx.Client(base_url=shop_url) as client:
+            answers = requests(client)
+    assert all(handle.shutdown() for handle in handles)
+    return answers
+
+
+def spans_by_role(spans: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    roles = {(s["ServiceName"], s["SpanKind"], s["SpanName"]): s for s in spans}
+    assert len(roles) == len(spans), "one span per role expected"
+    return roles
+
+
+def test_shop_request_is_one_trace_across_both_services(receiver: Any, stored: Stored) -> None:
+    behaviour = Behaviour(failure_rate=0.0, rng=random.Random(1))
+    (answer,) = call_shop(receiver.endpoint, behaviour, lambda c: [c.get("/products/apple")])
+
+    assert answer.status_code == 200
+    roles = spans_by_role(stored("TraceId = {t:String}", t=answer.headers["x-trace-id"]))
+    assert set(roles) == {
+        ("shop", "Server", "GET /products/{sku}"),
+        ("shop", "Client", "GET"),
+        ("inventory", "Server", "GET /stock/{sku}"),
+    }
+    shop_server = roles["shop", "Server", "GET /products/{sku}"]
+    shop_client = roles["shop", "Client", "GET"]
+    inventory_server = roles["inventory", "Server", "GET /stock/{sku}"]
+    assert shop_server["ParentSpanId"] == ""
+    assert shop_client["ParentSpanId"] == shop_server["SpanId"]
+    assert inventory_server["ParentSpanId"] == shop_client["SpanId"]
+    assert inventory_server["HttpStatusCode"] == shop_server["HttpStatusCode"] == 200
+
+
+def test_failing_inventory_shows_as_errors_in_both_services(receiver: Any, stored: Stored) -> None:
+    behaviour = Behaviour(failure_rate=1.0, reservation_seconds=(0, 0), rng=random.Random(2))
+    (answer,) = call_shop(
+        receiver.endpoint, behaviour, lambda c: [c.post("/checkout", params={"sku": "kiwi"})]
+    )
+
+    assert answer.status_code == 502
+    roles = spans_by_role(stored("TraceId = {t:String}", t=answer.headers["x-trace-id"]))
+    shop_server = roles["shop", "Server", "POST /checkout"]
+    pricing = roles["shop", "Internal", "price order"]
+    shop_client = roles["shop", "Client", "POST"]
+    inventory_server = roles["inventory", "Server", "POST /reservations"]
+    assert pricing["ParentSpanId"] == shop_client["ParentSpanId"] == shop_server["SpanId"]
+    assert inventory_server["ParentSpanId"] == shop_client["SpanId"]
+    assert (inventory_server["HttpStatusCode"], shop_server["HttpStatusCode"]) == (503, 502)
+    assert shop_client["StatusCode"] == "Error"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_refuses_to_start_without_a_receiver() -> None:
+    with pytest.raises(DemoError, match="start `otelhouse serve` first"):
+        check_reachable(f"127.0.0.1:{free_port()}")
+
+
+def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
+    receiver: Any, stored: Stored
+) -> None:
+    command = [sys.executable, "-m", "otelhouse.cli", "demo", "--otlp-endpoint", receiver.endpoint]
+    command += ["--rate", "40", "--progress-interval", "0.5", "--seed", "3"]
+    demo = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(60, demo.kill)
+    watchdog.start()
+    try:
+        lines = []
+        while not any(line.startswith("[") for line in lines[-1:]):
+            line = demo.stdout.readline()
+            assert line, "demo exited early:\n" + "".join(lines)
+            lines.append(line)
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=45)
+    finally:
+        watchdog.cancel()
+    output = "".join(lines) + rest
+
+    assert demo.returncode == 0, output
+    assert "Traceback" not in output, output
+    done = re.search(r"done: sent (\d+), ok (\d+), 4xx (\d+), 5xx (\d+), no answer (\d+)", output)
+    assert done, output
+    sent, ok, client_errors, server_errors, _ = map(int, done.groups())
+    answered = ok + client_errors + server_errors
+    requests = stored("ServiceName = 'shop' AND SpanKind = 'Server'")
+    assert answered > 0
+    assert answered <= len(requests) <= sent
+    assert stored("ServiceName = 'inventory' AND SpanKind = 'Server'")

@@ -1,0 +1,108 @@
+"""The zero-code path: ``opentelemetry-instrument uvicorn module:app`` configured only by
+env vars, run as a subprocess that exports to the receiver fixture."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.instrumentation.test_demo import free_port
+
+Stored = Callable[..., list[dict[str, Any]]]
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def zero_code_env(service: str, endpoint: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{endpoint}",
+        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "healthz",
+    }
+
+
+def wait_until_serving(base: str, server: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"server exited: {server.communicate()[0].decode()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+PLAIN = "tests.instrumentation.zero_code_app"
+WITH_HELPER = "tests.instrumentation.zero_code_helper_app"
+ZERO_CODE = [str(BIN / "opentelemetry-instrument")]
+
+
+@pytest.mark.parametrize(
+    ("launcher", "module", "stop", "has_header"),
+    [
+        pytest.param(ZERO_CODE, PLAIN, signal.SIGINT, False, id="zero-code"),
+        pytest.param(ZERO_CODE, WITH_HELPER, signal.SIGTERM, True, id="zero-code+helper"),
+        pytest.param([], WITH_HELPER, signal.SIGTERM, True, id="helper-env-only"),
+    ],
+)
+def test_env_configured_server_stores_spans(
+    receiver: Any,
+    stored: Stored,
+    launcher: list[str],
+    module: str,
+    stop: signal.Signals,
+    has_header: bool,
+) -> None:
+    """SIGINT for bare zero-code: uvicorn re-raises SIGTERM after its graceful shutdown, which
+    kills the process before the SDK's exit-time flush; the helper flushes on lifespan
+    shutdown, so it survives SIGTERM (how containers are stopped)."""
+    service = f"zero-code-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    command = [*launcher, str(BIN / "uvicorn"), f"{module}:app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=zero_code_env(service, receiver.endpoint),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, server)
+        with httpx.Client(base_url=base) as client:
+            answers = [client.get("/hello/ada"), client.get("/hello/bob"), client.get("/fail")]
+    finally:
+        server.send_signal(stop)
+        output = server.communicate(timeout=30)[0].decode()
+
+    assert [a.status_code for a in answers] == [200, 200, 500]
+    assert ("x-trace-id" in answers[0].headers) is has_header
+    requests = stored("ServiceName = {s:String} AND SpanKind = 'Server'", s=service)
+    assert [(r["HttpRoute"], r["HttpStatusCode"]) for r in requests] == [
+        ("/hello/{name}", 200),
+        ("/hello/{name}", 200),
+        ("/fail", 500),
+    ], output
+    assert requests[2]["StatusCode"] == "Error"
+    assert requests[2]["EventAttributes"][0]["exception.message"] == "zero-code failure"
+    if has_header:
+        assert [a.headers["x-trace-id"] for a in answers] == [r["TraceId"] for r in requests]
