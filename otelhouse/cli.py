@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from instrumentation.demo import command as demo_command
 from otelhouse import __version__
 from otelhouse.settings import Settings
+from query import cli as query_command
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _register_serve(subparsers)
     demo_command.register(subparsers)
+    query_command.register(subparsers)
     return parser
 
 

@@ -1,0 +1,325 @@
+"""``otelhouse query``: the query API in a terminal, as aligned tables or ``--json``.
+
+It talks HTTP to a running ``otelhouse serve`` (in embedded mode only that process may open
+the data directory), at ``--url`` or the address in ``OTELHOUSE_API_ADDR``, with the bearer
+token from ``--token`` or ``OTELHOUSE_API_TOKEN``. Each subcommand is a :class:`View`: which
+endpoint it asks, with which query parameters, and which columns it shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from otelhouse.settings import Settings, split_host_port
+
+TOKEN_ENV = "OTELHOUSE_API_TOKEN"
+ADDR_ENV = "OTELHOUSE_API_ADDR"
+
+
+def default_url() -> str:
+    """The API address ``otelhouse serve`` would listen on with the same environment; a
+    wildcard listen address is reached on loopback."""
+    addr = os.environ.get(ADDR_ENV) or Settings.model_fields["api_addr"].default
+    try:
+        host, port = split_host_port(addr)
+    except ValueError:
+        raise SystemExit(f"otelhouse query: {ADDR_ENV}={addr!r} is not host:port") from None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    value: Callable[[dict[str, Any]], Any]
+    numeric: bool = False
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
+    cells = [[c.header for c in columns]] + [[str(c.value(row)) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(
+            text.rjust(width) if column.numeric else text.ljust(width)
+            for text, width, column in zip(line, widths, columns, strict=True)
+        ).rstrip()
+        for line in cells
+    ]
+    return "\n".join(lines)
+
+
+STATS_COLUMNS = (
+    Column("SPANS", lambda r: r["spans"], numeric=True),
+    Column("REQUESTS", lambda r: r["requests"], numeric=True),
+    Column("ERRORS", lambda r: r["errors"], numeric=True),
+    Column("ERR%", lambda r: percent(r["error_rate"]), numeric=True),
+    Column("RATE/S", lambda r: f"{r['rate_per_s']:.2f}", numeric=True),
+    Column("P50 MS", lambda r: ms(r["p50_ms"]), numeric=True),
+    Column("P90 MS", lambda r: ms(r["p90_ms"]), numeric=True),
+    Column("P95 MS", lambda r: ms(r["p95_ms"]), numeric=True),
+    Column("P99 MS", lambda r: ms(r["p99_ms"]), numeric=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One subcommand: the endpoint, its query parameters and the table of its answer."""
+
+    help: str
+    path: Callable[[argparse.Namespace], str]
+    rows: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    columns: tuple[Column, ...]
+    options: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    params: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
+
+
+def _service_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service", help="only this service (exact name)")
+
+
+def _limit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, help="at most this many rows (server default)")
+
+
+def _operations_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument("--sort", choices=("count", "p99", "error_rate"), help="row order")
+    _limit_option(parser)
+
+
+def _traces_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument("--operation", help="only traces with a span of this name")
+    parser.add_argument("--min-duration-ms", type=float, help="whole-trace duration at least")
+    parser.add_argument("--max-duration-ms", type=float, help="whole-trace duration at most")
+    parser.add_argument("--status", choices=("error", "ok"), help="failed or clean traces")
+    parser.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY:VALUE",
+        help="attribute filter, repeatable (e.g. http.route:/users/{id})",
+    )
+    parser.add_argument("--order", help="newest, oldest, slowest or fastest first")
+    _limit_option(parser)
+
+
+def _exceptions_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    _limit_option(parser)
+
+
+def _trace_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace_id", metavar="ID", help="32 hex characters")
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The named options the user gave; the rest keep the server's defaults."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])}
+
+
+def _span_depths(spans: list[dict[str, Any]]) -> dict[str, int]:
+    """Depth of each span below its trace's roots, to indent the span tree."""
+    parents = {span["span_id"]: span["parent_span_id"] for span in spans}
+    depths: dict[str, int] = {}
+    for span_id in parents:
+        chain, current = [], span_id
+        while current in parents and current not in depths and current not in chain:
+            chain.append(current)
+            current = parents[current]
+        base = depths.get(current, -1)
+        for offset, seen in enumerate(reversed(chain), start=1):
+            depths[seen] = base + offset
+    return depths
+
+
+def _trace_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    spans = body["spans"]
+    depths = _span_depths(spans)
+    return [{**span, "depth": depths[span["span_id"]]} for span in spans]
+
+
+VIEWS: dict[str, View] = {
+    "services": View(
+        help="per service: spans, requests, errors, rate and latency percentiles",
+        path=lambda args: "/api/v1/services",
+        rows=lambda body: body["services"],
+        columns=(Column("SERVICE", lambda r: r["service"]), *STATS_COLUMNS),
+    ),
+    "operations": View(
+        help="the same per service and operation (span name)",
+        path=lambda args: "/api/v1/operations",
+        rows=lambda body: body["operations"],
+        columns=(
+            Column("SERVICE", lambda r: r["service"]),
+            Column("OPERATION", lambda r: r["operation"]),
+            *STATS_COLUMNS,
+        ),
+        options=_operations_options,
+        params=lambda args: _given(args, "service", "sort", "limit"),
+    ),
+    "traces": View(
+        help="search traces: one summary line per trace",
+        path=lambda args: "/api/v1/traces",
+        rows=lambda body: body["traces"],
+        columns=(
+            Column("TRACE ID", lambda r: r["trace_id"]),
+            Column("START", lambda r: r["start"]),
+            Column("DURATION MS", lambda r: ms(r["duration_ms"]), numeric=True),
+            Column("SPANS", lambda r: r["span_count"], numeric=True),
+            Column("ERROR", lambda r: "error" if r["error"] else ""),
+            Column("ROOT", lambda r: f"{r['root_service']}: {r['root_operation']}"),
+            Column("SERVICES", lambda r: ",".join(r["services"])),
+        ),
+        options=_traces_options,
+        params=lambda args: _given(
+            args,
+            "service",
+            "operation",
+            "min_duration_ms",
+            "max_duration_ms",
+            "status",
+            "attr",
+            "order",
+            "limit",
+        ),
+    ),
+    "trace": View(
+        help="every span of one trace, as an indented tree in start order",
+        path=lambda args: f"/api/v1/traces/{quote(args.trace_id, safe='')}",
+        rows=_trace_rows,
+        columns=(
+            Column("START", lambda r: r["start"]),
+            Column("DURATION MS", lambda r: ms(r["duration_ms"]), numeric=True),
+            Column("SERVICE", lambda r: r["service"]),
+            Column("SPAN", lambda r: "  " * r["depth"] + r["name"]),
+            Column("KIND", lambda r: r["kind"]),
+            Column("STATUS", lambda r: "error" if r["error"] else r["status_code"]),
+            Column("SPAN ID", lambda r: r["span_id"]),
+        ),
+        options=_trace_options,
+    ),
+    "exceptions": View(
+        help="exceptions grouped by service, type and normalised message",
+        path=lambda args: "/api/v1/exceptions",
+        rows=lambda body: body["exceptions"],
+        columns=(
+            Column("COUNT", lambda r: r["count"], numeric=True),
+            Column("SERVICE", lambda r: r["service"]),
+            Column("TYPE", lambda r: r["type"]),
+            Column("MESSAGE", lambda r: r["message"]),
+            Column("LAST SEEN", lambda r: r["last_seen"]),
+            Column("SAMPLE TRACE", lambda r: (r["sample_trace_ids"] or [""])[0]),
+        ),
+        options=_exceptions_options,
+        params=lambda args: _given(args, "service", "limit"),
+    ),
+}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and range")
+    group.add_argument(
+        "--url", help=f"API base URL [default http://${ADDR_ENV}, else http://127.0.0.1:8080]"
+    )
+    group.add_argument("--token", help=f"bearer token [env {TOKEN_ENV}]")
+    group.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    group.add_argument("--since", help="range ending now (or at --end): 15m, 1h, 24h, 7d [1h]")
+    group.add_argument("--start", help="range start: RFC 3339 or epoch milliseconds")
+    group.add_argument("--end", help="range end: RFC 3339 or epoch milliseconds [now]")
+    group.add_argument("--timeout", type=float, default=30.0, help="seconds to wait [30]")
+    return common
+
+
+def register(subparsers: Any) -> None:
+    """Add ``otelhouse query`` and its subcommands."""
+    parser = subparsers.add_parser(
+        "query",
+        help="ask a running otelhouse for services, operations, traces and exceptions",
+        description=(
+            "Query a running `otelhouse serve` over its HTTP API and print tables (or --json). "
+            f"The server is found at --url or {ADDR_ENV}; a token comes from --token or "
+            f"{TOKEN_ENV} when the server has OTELHOUSE_API_TOKENS set."
+        ),
+    )
+    views = parser.add_subparsers(title="what to show", metavar="VIEW", required=True)
+    common = _common_options()
+    for name, view in VIEWS.items():
+        sub = views.add_parser(name, help=view.help, description=view.help, parents=[common])
+        view.options(sub)
+        sub.set_defaults(handler=run, view=name)
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    url = (args.url or default_url()).rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+def fetch(args: argparse.Namespace, view: View) -> dict[str, Any]:
+    """GET the view's endpoint; every failure becomes a message saying what to do."""
+    base = _base_url(args)
+    token = args.token or os.environ.get(TOKEN_ENV)
+    params = {**_given(args, "since", "start", "end"), **view.params(args)}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        response = httpx.get(
+            base + view.path(args), params=params, headers=headers, timeout=args.timeout
+        )
+    except httpx.TransportError as exc:
+        raise SystemExit(
+            f"otelhouse query: cannot reach the otelhouse API at {base} ({exc}). "
+            f"Is `otelhouse serve` running? Point --url or {ADDR_ENV} at it."
+        ) from None
+    if response.status_code == 401:
+        raise SystemExit(
+            f"otelhouse query: {base} wants a bearer token: pass --token or set {TOKEN_ENV}."
+        )
+    if response.status_code >= 400:
+        raise SystemExit(f"otelhouse query: {response.status_code}: {_problem(response)}")
+    return response.json()
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        return response.text[:500]
+    if isinstance(detail, list):
+        return "; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in detail)
+    return str(detail)
+
+
+def run(args: argparse.Namespace) -> int:
+    view = VIEWS[args.view]
+    body = fetch(args, view)
+    if args.json:
+        json.dump(body, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
+    rows = view.rows(body)
+    print(format_table(rows, view.columns))
+    if not rows:
+        print(f"(no {args.view} in the range)")
+    return 0

@@ -1,0 +1,208 @@
+"""``otelhouse query`` against the real API served by uvicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.cli import main
+from otelhouse.settings import Settings
+from query.app import create_app
+from storage.traces import insert_spans
+from tests.query.spans import Event, Span, generate, to_columns
+
+TOKEN = "cli-secret"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class ApiThread:
+    """The query app under uvicorn in a background thread, as ``otelhouse serve`` hosts it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self._thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+
+
+@pytest.fixture
+def spans(storage: Client) -> list[Span]:
+    """Generated spans plus one three-level trace with an exception."""
+    now = time.time_ns()
+    trace = [
+        Span("edge", "GET /cart", now - 10**9, 9 * 10**8, TRACE_ID, "a" * 16),
+        Span("cart", "load", now - 9 * 10**8, 5 * 10**8, TRACE_ID, "b" * 16, "a" * 16, "Server"),
+        Span(
+            "cart",
+            "SELECT carts",
+            now - 8 * 10**8,
+            10**8,
+            TRACE_ID,
+            "c" * 16,
+            "b" * 16,
+            "Client",
+            "Error",
+            events=(
+                Event(
+                    now - 8 * 10**8,
+                    "exception",
+                    {"exception.type": "DbError", "exception.message": "deadlock 42"},
+                ),
+            ),
+        ),
+    ]
+    generated = generate(400, start_ns=now - 30 * 60 * 10**9, end_ns=now)
+    insert_spans(storage, to_columns(trace + generated))
+    return trace + generated
+
+
+@pytest.fixture
+def start_api(settings: Settings, storage: Client) -> Iterator[Callable[..., ApiThread]]:
+    started: list[ApiThread] = []
+
+    def start(**changes: object) -> ApiThread:
+        started.append(ApiThread(settings.model_copy(update=changes)))
+        return started[-1]
+
+    yield start
+    for api in started:
+        api.stop()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(["query", *argv]) == 0
+    return capsys.readouterr().out
+
+
+def test_services_json_counts_every_span(
+    start_api: Callable[..., ApiThread], spans: list[Span], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = start_api()
+    body = json.loads(run_cli(capsys, "services", "--json", "--url", api.url))
+    assert {row["service"]: row["spans"] for row in body["services"]} == Counter(
+        s.service for s in spans
+    )
+
+
+def test_operations_table_is_aligned(
+    start_api: Callable[..., ApiThread], spans: list[Span], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = start_api()
+    out = run_cli(capsys, "operations", "--url", api.url, "--service", "svc-0", "--sort", "count")
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["SERVICE", "OPERATION", "SPANS"]
+    counts = Counter(s.name for s in spans if s.service == "svc-0")
+    spans_end = header.index("SPANS") + len("SPANS")
+    got = {}
+    for row in rows:
+        service, operation, count = row.split()[:3]
+        assert service == "svc-0"
+        assert row[:spans_end].endswith(count)
+        got[operation] = int(count)
+    assert got == counts
+    assert [int(r.split()[2]) for r in rows] == sorted(got.values(), reverse=True)
+
+
+def test_trace_is_printed_as_a_tree(
+    start_api: Callable[..., ApiThread], spans: list[Span], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = start_api()
+    out = run_cli(capsys, "trace", TRACE_ID, "--url", api.url)
+    header, *rows = out.splitlines()
+    span_column = slice(header.index("SPAN "), header.index("KIND"))
+    assert [row[span_column].rstrip() for row in rows] == [
+        "GET /cart",
+        "  load",
+        "    SELECT carts",
+    ]
+    listed = json.loads(run_cli(capsys, "traces", "--json", "--url", api.url, "--service", "edge"))
+    assert [t["trace_id"] for t in listed["traces"]] == [TRACE_ID]
+
+
+def test_exceptions_table(
+    start_api: Callable[..., ApiThread], spans: list[Span], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = start_api()
+    out = run_cli(capsys, "exceptions", "--url", api.url, "--service", "cart")
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["COUNT", "SERVICE", "TYPE", "MESSAGE"]
+    assert row.split()[:5] == ["1", "cart", "DbError", "deadlock", "<n>"]
+    assert row.rstrip().endswith(TRACE_ID)
+
+
+def test_token_from_flag_or_env(
+    start_api: Callable[..., ApiThread],
+    storage: Client,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = start_api(api_tokens=TOKEN)
+    with pytest.raises(SystemExit, match="--token or set OTELHOUSE_API_TOKEN"):
+        main(["query", "services", "--url", api.url])
+    assert "(no services in the range)" in run_cli(
+        capsys, "services", "--url", api.url, "--token", TOKEN
+    )
+    monkeypatch.setenv("OTELHOUSE_API_TOKEN", TOKEN)
+    assert json.loads(run_cli(capsys, "services", "--json", "--url", api.url))["services"] == []
+
+
+def test_bad_parameter_is_reported_by_name(
+    start_api: Callable[..., ApiThread], storage: Client
+) -> None:
+    api = start_api()
+    with pytest.raises(SystemExit, match="422: since: expected a number and a unit"):
+        main(["query", "services", "--url", api.url, "--since", "soon"])
+
+
+def test_server_not_running() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(SystemExit, match="cannot reach the otelhouse API.*otelhouse serve"):
+        main(["query", "services", "--url", f"127.0.0.1:{port}"])
+
+
+def test_installed_command_reads_the_address_from_env(
+    start_api: Callable[..., ApiThread], spans: list[Span]
+) -> None:
+    api = start_api()
+    otelhouse = Path(sys.executable).with_name("otelhouse")
+    env = {**os.environ, "OTELHOUSE_API_ADDR": api.url.removeprefix("http://")}
+    done = subprocess.run(
+        [str(otelhouse), "query", "services", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {row["service"] for row in json.loads(done.stdout)["services"]} == {
+        s.service for s in spans
+    }
