@@ -14,12 +14,13 @@ and error shapes are the same wherever they appear.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
+from clickhouse_connect.driver.client import Client
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
@@ -75,6 +76,16 @@ def span_filter(
     if operation is not None:
         where = where.and_(OPERATION, operation=operation)
     return where
+
+
+BoundQuery = tuple[str, Mapping[str, Any]]
+"""A query as the builders return it: SQL text and the values it binds."""
+
+
+def named_rows(client: Client, query: BoundQuery) -> Iterator[dict[str, Any]]:
+    """Run a ``(sql, parameters)`` pair and yield each row as a dict keyed by column alias."""
+    sql, parameters = query
+    return client.query(sql, parameters=dict(parameters)).named_results()
 
 
 ServiceParam = Annotated[

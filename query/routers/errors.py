@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, limit_param, span_filter
+from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from query.params import TimeRange, TimeRangeDep
 from query.semantics import ERROR
 from query.stats import error_rate
@@ -76,8 +76,7 @@ def errors(
     ),
     limit: Limit = 100,
 ) -> ErrorsResponse:
-    sql, parameters = errors_query(time_range, service, group_by, limit)
-    rows = list(client.query(sql, parameters=parameters).named_results())
+    rows = list(named_rows(client, errors_query(time_range, service, group_by, limit)))
     total = next((row for row in rows if row["is_total"]), {"spans": 0, "errors": 0})
     groups = [
         ErrorGroup(

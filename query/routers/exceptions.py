@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, limit_param, span_filter
+from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from query.params import TimeRange, TimeRangeDep
 from query.units import datetime_from_ns
 from storage.traces import TRACES_TABLE
@@ -106,8 +106,7 @@ def exceptions(
     service: ServiceParam = None,
     limit: Limit = 100,
 ) -> ExceptionsResponse:
-    sql, parameters = exceptions_query(time_range, service, limit)
-    rows = client.query(sql, parameters=parameters).named_results()
+    rows = named_rows(client, exceptions_query(time_range, service, limit))
     return ExceptionsResponse.covering(
         time_range,
         exceptions=[

@@ -23,6 +23,7 @@ from query.filters import (
     ServiceParam,
     Where,
     invalid,
+    named_rows,
     span_filter,
 )
 from query.params import TimeRange, TimeRangeDep
@@ -32,7 +33,9 @@ from storage.traces import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["latency"])
 
-STEPS: tuple[int, ...] = (1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400)
+STEPS: tuple[int, ...] = (
+    1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400
+)
 TARGET_BUCKETS = 60
 MAX_BUCKETS = 1500
 _STEP = re.compile(r"^(\d{1,7})([smhd]?)$")
@@ -112,8 +115,7 @@ def latency(
     operation: OperationParam = None,
 ) -> LatencyResponse:
     where = span_filter(time_range, service=service, operation=operation)
-    sql, parameters = latency_query(where, step_s)
-    found = {row["bucket"]: row for row in client.query(sql, parameters=parameters).named_results()}
+    found = {row["bucket"]: row for row in named_rows(client, latency_query(where, step_s))}
     buckets = []
     for start in bucket_starts(time_range, step_s):
         keys = {"start": datetime_from_s(start)}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, limit_param, span_filter
+from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from query.params import TimeRange, TimeRangeDep
 from query.stats import PERCENTILE_NOTE, QUANTILE_LEVELS, SPAN_STATS_SQL, SpanStats
 from storage.traces import TRACES_TABLE
@@ -62,8 +62,7 @@ def operations(
     ),
     limit: Limit = 100,
 ) -> OperationsResponse:
-    sql, parameters = operations_query(time_range, service, sort, limit)
-    rows = client.query(sql, parameters=parameters).named_results()
+    rows = named_rows(client, operations_query(time_range, service, sort, limit))
     return OperationsResponse.covering(
         time_range,
         operations=[

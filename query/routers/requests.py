@@ -15,7 +15,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, Where, limit_param, span_filter
+from query.filters import (
+    RangeResponse,
+    ServiceParam,
+    Where,
+    limit_param,
+    named_rows,
+    span_filter,
+)
 from query.params import TimeRange, TimeRangeDep
 from query.semantics import ERROR, REQUEST
 from query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
@@ -133,8 +140,7 @@ def recent_requests_query(
 def summary(
     client: ClientDep, time_range: TimeRangeDep, service: ServiceParam = None
 ) -> SummaryResponse:
-    sql, parameters = summary_query(time_range, service)
-    row = next(client.query(sql, parameters=parameters).named_results())
+    row = next(named_rows(client, summary_query(time_range, service)))
     return SummaryResponse.covering(
         time_range, endpoints=row["endpoints"], **RequestLatency.fields_from(row)
     )
@@ -151,8 +157,7 @@ def top_endpoints(
     service: ServiceParam = None,
     limit: EndpointsLimit = 10,
 ) -> TopEndpointsResponse:
-    sql, parameters = top_endpoints_query(time_range, service, limit)
-    rows = client.query(sql, parameters=parameters).named_results()
+    rows = named_rows(client, top_endpoints_query(time_range, service, limit))
     return TopEndpointsResponse.covering(
         time_range,
         endpoints=[
@@ -178,8 +183,7 @@ def recent_requests(
     service: ServiceParam = None,
     limit: RecentLimit = 50,
 ) -> RecentRequestsResponse:
-    sql, parameters = recent_requests_query(time_range, service, limit)
-    rows = client.query(sql, parameters=parameters).named_results()
+    rows = named_rows(client, recent_requests_query(time_range, service, limit))
     return RecentRequestsResponse.covering(
         time_range,
         requests=[

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from query.deps import ClientDep
-from query.filters import RangeResponse, span_filter
+from query.filters import RangeResponse, named_rows, span_filter
 from query.params import TimeRange, TimeRangeDep
 from query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
 from storage.traces import TRACES_TABLE
@@ -39,8 +39,7 @@ def services_query(time_range: TimeRange) -> tuple[str, dict[str, Any]]:
     description=f"One row per service with spans in the range, by name. {PERCENTILE_NOTE}",
 )
 def services(client: ClientDep, time_range: TimeRangeDep) -> ServicesResponse:
-    sql, parameters = services_query(time_range)
-    rows = client.query(sql, parameters=parameters).named_results()
+    rows = named_rows(client, services_query(time_range))
     return ServicesResponse.covering(
         time_range,
         services=[

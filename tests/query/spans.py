@@ -166,7 +166,9 @@ class Window:
         return {"start": self.start_ms, "end": self.end_ms}
 
 
-def assert_percentiles(got_ms: Iterable[float | None], durations_ns: Iterable[int], levels: Iterable[float]) -> None:
+def assert_percentiles(
+    got_ms: Iterable[float | None], durations_ns: Iterable[int], levels: Iterable[float]
+) -> None:
     """Each value within RELATIVE_ACCURACY of an order statistic between numpy's lower and
     higher neighbours of rank q·(n-1): the bound ``query/stats.py`` documents."""
     values = np.asarray(list(durations_ns), dtype=np.float64) / 1e6
@@ -177,6 +179,7 @@ def assert_percentiles(got_ms: Iterable[float | None], durations_ns: Iterable[in
         low = np.quantile(values, level, method="lower")
         high = np.quantile(values, level, method="higher")
         slack = 1e-9
-        assert low * (1 - RELATIVE_ACCURACY) - slack <= got <= high * (1 + RELATIVE_ACCURACY) + slack, (
+        lowest, highest = low * (1 - RELATIVE_ACCURACY), high * (1 + RELATIVE_ACCURACY)
+        assert lowest - slack <= got <= highest + slack, (
             f"p{level * 100:g}: {got} not within 1% of [{low}, {high}]"
         )

@@ -95,7 +95,8 @@ def test_exception_groups(api: TestClient, storage: Client) -> None:
         )
     before = window.start_ns - 10**11
     ancient = Event(before, "exception", {"exception.type": "Ancient", "exception.message": "x"})
-    spans.append(Span("checkout", "op", before, 1, traces[0], random_id(rng, 16), events=(ancient,)))
+    old_span_id = random_id(rng, 16)
+    spans.append(Span("checkout", "op", before, 1, traces[0], old_span_id, events=(ancient,)))
     spans.append(Span("checkout", "op", now - 10**9, 1, traces[0], random_id(rng, 16)))
     insert_spans(storage, to_columns(spans))
 
