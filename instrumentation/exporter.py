@@ -51,9 +51,7 @@ def exporter_endpoint(endpoint: str, protocol: Protocol) -> str:
         endpoint = f"http://{endpoint}"
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"OTLP endpoint {endpoint!r} is not host:port or an http(s):// URL"
-        )
+        raise ValueError(f"OTLP endpoint {endpoint!r} is not host:port or an http(s):// URL")
     if protocol == "http/protobuf" and parts.path in ("", "/"):
         return endpoint.rstrip("/") + TRACES_PATH
     return endpoint

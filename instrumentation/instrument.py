@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -26,14 +26,19 @@ from opentelemetry.util.types import AttributeValue
 from instrumentation.exporter import build_exporter, resolve_protocol
 from instrumentation.logs import disable_log_correlation, enable_log_correlation
 from instrumentation.resource import build_resource
-from instrumentation.trace_header import DEFAULT_TRACE_HEADER, TraceIdHeaderMiddleware
+from instrumentation.server_span import ServerSpanMiddleware
+from instrumentation.server_span import excluded_urls as excluded_urls_list
+from instrumentation.trace_header import DEFAULT_TRACE_HEADER, ASGIApp, TraceIdHeaderMiddleware
+from otelhouse import __version__
 
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "otelhouse_instrumentation"
+Engine = Literal["lean", "contrib"]
+ENGINES: tuple[str, ...] = ("lean", "contrib")
 DEFAULT_EXCLUDED_SPANS: tuple[str, ...] = ("receive", "send")
-"""The ASGI middleware's internal spans per ``receive``/``send`` message: two or more extra
-spans per request that cost client CPU and storage and say little beyond the server span."""
+"""For ``engine="contrib"``: its internal spans per ``receive``/``send`` message, two or more
+extra spans per request that cost CPU and storage and say little beyond the server span."""
 
 
 @dataclass(eq=False)
@@ -44,9 +49,9 @@ class Instrumentation:
     tracer_provider: trace.TracerProvider
     owns_provider: bool
     """True when the helper built the provider; only then does :meth:`shutdown` end it."""
-    instrumented_here: bool
-    """False when the app was already instrumented (``opentelemetry-instrument``): then only
-    the trace header and log correlation were added."""
+    engine: str
+    """``lean`` or ``contrib`` as asked, or ``external`` when the app was already instrumented
+    (``opentelemetry-instrument``): then only the trace header and log correlation were added."""
     correlate_logs: bool
     _previous_build: Callable[[], object] = field(repr=False)
     _previous_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = field(repr=False)
@@ -79,7 +84,7 @@ class Instrumentation:
         self._active = False
         self.app.build_middleware_stack = self._previous_build  # type: ignore[method-assign]
         self.app.router.lifespan_context = self._previous_lifespan
-        if self.instrumented_here:
+        if self.engine == "contrib":
             FastAPIInstrumentor.uninstrument_app(self.app)
         self.app.middleware_stack = None
         if self.correlate_logs:
@@ -123,11 +128,12 @@ def instrument_app(
     headers: Mapping[str, str] | None = None,
     exporter: SpanExporter | None = None,
     tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: MeterProvider | None = None,
-    exclude_spans: Iterable[str] = DEFAULT_EXCLUDED_SPANS,
+    engine: Engine = "lean",
     excluded_urls: str | None = None,
     trace_header: str | None = DEFAULT_TRACE_HEADER,
     correlate_logs: bool = True,
+    exclude_spans: Iterable[str] = DEFAULT_EXCLUDED_SPANS,
+    meter_provider: MeterProvider | None = None,
 ) -> Instrumentation:
     """Trace every request of ``app`` and export the spans over OTLP.
 
@@ -138,11 +144,16 @@ def instrument_app(
     for batching; ``OTEL_TRACES_SAMPLER[_ARG]``; ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``.
     ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one;
     ``tracer_provider`` replaces the provider (then configure export on it yourself).
-    Metrics are off unless a ``meter_provider`` is given: otelhouse stores traces.
-    Spans are flushed when the server runs the app's lifespan shutdown; call
-    ``handle.shutdown()`` yourself where no lifespan runs.
 
-    Calling it again for the same app returns the first handle unchanged.
+    ``engine="lean"`` (default) makes one server span per request with
+    :class:`~instrumentation.server_span.ServerSpanMiddleware`; ``engine="contrib"`` uses
+    ``opentelemetry-instrumentation-fastapi`` (hooks, header capture, websockets; about
+    2-3x the CPU), where ``exclude_spans`` drops its per-message send/receive spans and
+    ``meter_provider`` receives its metrics (none by default: otelhouse stores traces).
+
+    Spans are flushed when the server runs the app's lifespan shutdown; call
+    ``handle.shutdown()`` yourself where no lifespan runs. Calling this again for the same
+    app returns the first handle unchanged.
     """
     existing = instrumentation_of(app)
     if existing is not None:
@@ -152,23 +163,28 @@ def instrument_app(
             "instrument_app: pass either tracer_provider or exporter settings "
             "(exporter/endpoint/protocol/headers), not both; add the exporter to your provider"
         )
-
-    instrumented_elsewhere = bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
-    owns_provider = False
-    if instrumented_elsewhere:
-        logger.info("app already instrumented by OpenTelemetry; adding only header and logs")
-        provider = trace.get_tracer_provider()
-    elif tracer_provider is not None:
-        provider = tracer_provider
-    else:
-        sdk_provider = TracerProvider(
-            resource=build_resource(service_name, service_version, environment, resource_attributes)
+    if engine not in ENGINES:
+        raise ValueError(
+            f"instrument_app: engine must be one of {', '.join(ENGINES)}, not {engine!r}"
         )
-        span_exporter = exporter or build_exporter(resolve_protocol(protocol), endpoint, headers)
-        sdk_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-        provider, owns_provider = sdk_provider, True
 
-    if not instrumented_elsewhere:
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+        logger.info("app already instrumented by OpenTelemetry; adding only header and logs")
+        applied, provider, owns_provider = "external", trace.get_tracer_provider(), False
+    else:
+        applied = engine
+        provider, owns_provider = tracer_provider, False
+        if provider is None:
+            resource = build_resource(
+                service_name, service_version, environment, resource_attributes
+            )
+            provider = TracerProvider(resource=resource)
+            span_exporter = exporter or build_exporter(
+                resolve_protocol(protocol), endpoint, headers
+            )
+            provider.add_span_processor(BatchSpanProcessor(span_exporter))
+            owns_provider = True
+    if applied == "contrib":
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=provider,
@@ -176,11 +192,18 @@ def instrument_app(
             exclude_spans=list(exclude_spans),  # type: ignore[arg-type]
             excluded_urls=excluded_urls,
         )
+
     previous_build = app.build_middleware_stack
-    if trace_header:
-        app.build_middleware_stack = lambda: TraceIdHeaderMiddleware(  # type: ignore[method-assign]
-            previous_build(), trace_header
-        )
+    tracer = provider.get_tracer(__name__, __version__)
+    excluded = excluded_urls_list(excluded_urls)
+
+    def build_middleware_stack() -> ASGIApp:
+        stack = previous_build()
+        if trace_header:
+            stack = TraceIdHeaderMiddleware(stack, trace_header)
+        return ServerSpanMiddleware(stack, tracer, excluded) if applied == "lean" else stack
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
     app.middleware_stack = None
     if correlate_logs:
         enable_log_correlation()
@@ -189,7 +212,7 @@ def instrument_app(
         app=app,
         tracer_provider=provider,
         owns_provider=owns_provider,
-        instrumented_here=not instrumented_elsewhere,
+        engine=applied,
         correlate_logs=correlate_logs,
         _previous_build=previous_build,
         _previous_lifespan=app.router.lifespan_context,

@@ -60,7 +60,9 @@ def register(subparsers: Any) -> None:
         help="stop after this many seconds; 0 runs until Ctrl-C [default 0]",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address the services listen on")
-    parser.add_argument("--shop-port", type=_port, default=0, help="0 picks a free port [default 0]")
+    parser.add_argument(
+        "--shop-port", type=_port, default=0, help="0 picks a free port [default 0]"
+    )
     parser.add_argument(
         "--inventory-port", type=_port, default=0, help="0 picks a free port [default 0]"
     )

@@ -72,7 +72,9 @@ class Tally:
         return ", ".join(parts)
 
 
-async def send_one(client: httpx.AsyncClient, target: Target, rng: random.Random, tally: Tally) -> None:
+async def send_one(
+    client: httpx.AsyncClient, target: Target, rng: random.Random, tally: Tally
+) -> None:
     path = target.path.format(sku=rng.choice(SKUS))
     tally.sent += 1
     try:
@@ -122,4 +124,7 @@ async def report_progress(tally: Tally, interval_s: float, started_at: float) ->
         await asyncio.sleep(interval_s)
         rate = (tally.finished - previous) / interval_s
         previous = tally.finished
-        print(f"[{loop.time() - started_at:6.1f}s] {tally.summary()} ({rate:.1f} answers/s)", flush=True)
+        print(
+            f"[{loop.time() - started_at:6.1f}s] {tally.summary()} ({rate:.1f} answers/s)",
+            flush=True,
+        )

@@ -70,7 +70,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise DemoError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another port") from None
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): choose another port"
+        ) from None
     return sock
 
 
@@ -79,7 +81,9 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-async def start_servers(apps: dict[FastAPI, socket.socket]) -> list[tuple[EmbeddedServer, asyncio.Task[None]]]:
+async def start_servers(
+    apps: dict[FastAPI, socket.socket],
+) -> list[tuple[EmbeddedServer, asyncio.Task[None]]]:
     running = []
     for app, sock in apps.items():
         server = EmbeddedServer(uvicorn.Config(app, log_level="critical", access_log=False))
@@ -130,7 +134,9 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
             flush=True,
         )
         loop = asyncio.get_running_loop()
-        progress = asyncio.create_task(report_progress(tally, options.progress_interval_s, loop.time()))
+        progress = asyncio.create_task(
+            report_progress(tally, options.progress_interval_s, loop.time())
+        )
         try:
             async with httpx.AsyncClient(
                 base_url=url_of(shop_socket),

@@ -26,7 +26,9 @@ Stored = Callable[..., list[dict[str, Any]]]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def call_shop(endpoint: str, behaviour: Behaviour, requests: Callable[[httpx.Client], list[httpx.Response]]) -> list[httpx.Response]:
+def call_shop(
+    endpoint: str, behaviour: Behaviour, requests: Callable[[httpx.Client], list[httpx.Response]]
+) -> list[httpx.Response]:
     """Serve inventory and shop, each with its own instrumentation, and make the requests."""
     inventory = create_inventory_app(behaviour)
     handles: list[Instrumentation] = [instrument_app(inventory, "inventory", endpoint=endpoint)]
@@ -99,7 +101,9 @@ def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
 ) -> None:
     command = [sys.executable, "-m", "otelhouse.cli", "demo", "--otlp-endpoint", receiver.endpoint]
     command += ["--rate", "40", "--progress-interval", "0.5", "--seed", "3"]
-    demo = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     watchdog = threading.Timer(60, demo.kill)
     watchdog.start()
     try:

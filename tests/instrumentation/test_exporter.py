@@ -42,10 +42,16 @@ def test_unsupported_protocol_is_a_clear_error(bad: str) -> None:
         ("https://otel.example.com:4317", "grpc", "https://otel.example.com:4317"),
         ("localhost:4318", "http/protobuf", "http://localhost:4318/v1/traces"),
         ("http://collector:4318/", "http/protobuf", "http://collector:4318/v1/traces"),
-        ("http://collector:4318/custom/traces", "http/protobuf", "http://collector:4318/custom/traces"),
+        (
+            "http://collector:4318/custom/traces",
+            "http/protobuf",
+            "http://collector:4318/custom/traces",
+        ),
     ],
 )
-def test_endpoint_is_read_like_the_standard_env_var(endpoint: str, protocol: str, expected: str) -> None:
+def test_endpoint_is_read_like_the_standard_env_var(
+    endpoint: str, protocol: str, expected: str
+) -> None:
     assert exporter_endpoint(endpoint, protocol) == expected  # type: ignore[arg-type]
 
 
@@ -55,7 +61,9 @@ def test_bad_endpoint_is_a_clear_error(bad: str) -> None:
         exporter_endpoint(bad, "grpc")
 
 
-@pytest.mark.parametrize(("protocol", "kind"), [("grpc", GrpcExporter), ("http/protobuf", HttpExporter)])
+@pytest.mark.parametrize(
+    ("protocol", "kind"), [("grpc", GrpcExporter), ("http/protobuf", HttpExporter)]
+)
 def test_protocol_picks_the_exporter(protocol: str, kind: type) -> None:
     exporter = build_exporter(protocol, "127.0.0.1:9", {"authorization": "Bearer t"})  # type: ignore[arg-type]
     try:
@@ -67,7 +75,8 @@ def test_protocol_picks_the_exporter(protocol: str, kind: type) -> None:
 def test_resource_code_values_win_env_fills_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     monkeypatch.setenv(
-        "OTEL_RESOURCE_ATTRIBUTES", "service.version=9.9,deployment.environment.name=staging,team=core"
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.version=9.9,deployment.environment.name=staging,team=core",
     )
     from_env = build_resource().attributes
     assert (from_env["service.name"], from_env["service.version"]) == ("from-env", "9.9")

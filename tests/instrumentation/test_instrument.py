@@ -47,6 +47,11 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
+@pytest.fixture(params=["lean", "contrib"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
 def log_records() -> Records:
     handler = Records()
@@ -57,11 +62,13 @@ def log_records() -> Records:
 
 
 def test_server_span_carries_route_status_method_client_and_header(
-    receiver: Any, stored: Stored, log_records: Records
+    receiver: Any, stored: Stored, log_records: Records, engine: str
 ) -> None:
     service = f"orders-{uuid.uuid4().hex[:8]}"
     app = make_app()
-    handle = instrument_app(app, service, service_version="1.2.3", endpoint=receiver.endpoint)
+    handle = instrument_app(
+        app, service, service_version="1.2.3", endpoint=receiver.endpoint, engine=engine
+    )
     user_agent = f"pytest-agent/{uuid.uuid4().hex[:6]}"
     with serving(app) as base:
         answer = httpx.get(f"{base}/orders/17", headers={"user-agent": user_agent})
@@ -87,11 +94,11 @@ def test_server_span_carries_route_status_method_client_and_header(
 
 
 def test_exception_becomes_event_with_stacktrace_and_error_status(
-    receiver: Any, stored: Stored
+    receiver: Any, stored: Stored, engine: str
 ) -> None:
     service = f"pay-{uuid.uuid4().hex[:8]}"
     app = make_app()
-    handle = instrument_app(app, service, endpoint=receiver.endpoint)
+    handle = instrument_app(app, service, endpoint=receiver.endpoint, engine=engine)
     with serving(app) as base:
         answer = httpx.post(f"{base}/pay")
     assert handle.shutdown()
@@ -109,11 +116,13 @@ def test_exception_becomes_event_with_stacktrace_and_error_status(
     assert 'raise PaymentDeclined("card 4242 declined' in event["exception.stacktrace"]
 
 
-def test_instrumenting_twice_gives_one_span_per_request(receiver: Any, stored: Stored) -> None:
+def test_instrumenting_twice_gives_one_span_per_request(
+    receiver: Any, stored: Stored, engine: str
+) -> None:
     service = f"twice-{uuid.uuid4().hex[:8]}"
     app = make_app()
-    first = instrument_app(app, service, endpoint=receiver.endpoint)
-    second = instrument_app(app, service, endpoint=receiver.endpoint)
+    first = instrument_app(app, service, endpoint=receiver.endpoint, engine=engine)
+    second = instrument_app(app, service, endpoint=receiver.endpoint, engine=engine)
     requests = 4
     with serving(app) as base, httpx.Client(base_url=base) as client:
         trace_ids = [client.get(f"/orders/{n}").headers["x-trace-id"] for n in range(requests)]
@@ -127,11 +136,11 @@ def test_instrumenting_twice_gives_one_span_per_request(receiver: Any, stored: S
 
 
 def test_uninstrument_stops_spans_header_and_log_fields(
-    receiver: Any, stored: Stored, log_records: Records
+    receiver: Any, stored: Stored, log_records: Records, engine: str
 ) -> None:
     service = f"undo-{uuid.uuid4().hex[:8]}"
     app = make_app()
-    handle = instrument_app(app, service, endpoint=receiver.endpoint)
+    handle = instrument_app(app, service, endpoint=receiver.endpoint, engine=engine)
     with serving(app) as base, httpx.Client(base_url=base) as client:
         traced = client.get("/orders/1")
         uninstrument_app(app)
@@ -147,7 +156,7 @@ def test_uninstrument_stops_spans_header_and_log_fields(
 
 
 def test_standard_env_vars_configure_resource_and_exporter(
-    receiver: Any, stored: Stored, monkeypatch: pytest.MonkeyPatch
+    receiver: Any, stored: Stored, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     service = f"env-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
@@ -155,7 +164,7 @@ def test_standard_env_vars_configure_resource_and_exporter(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{receiver.endpoint}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     app = make_app()
-    handle = instrument_app(app)
+    handle = instrument_app(app, engine=engine)
     with serving(app) as base:
         httpx.get(f"{base}/orders/5")
     assert handle.shutdown()
