@@ -14,10 +14,14 @@ import signal
 from otelhouse.settings import Settings, split_host_port
 from receiver.server import GrpcReceiver
 from receiver.stats import report_periodically
-from storage import migrate, open_client
+from storage import StorageUnavailable, migrate, open_client
 from storage.traces import insert_spans
 
 log = logging.getLogger("otelhouse")
+
+
+class StartupError(RuntimeError):
+    """A reason ``serve`` cannot start, worded as what the user should do."""
 
 
 def describe_store(settings: Settings) -> str:
@@ -34,7 +38,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    admin = open_client(settings, database="")
+    try:
+        admin = open_client(settings, database="")
+    except StorageUnavailable as exc:
+        hint = (
+            "is another otelhouse process using this data directory? chdb lets one process "
+            "own it: stop that process or choose another --data-dir"
+            if settings.embedded
+            else "is the server up and the URL right? check --clickhouse-url"
+        )
+        raise StartupError(f"{exc}\n  {hint}") from exc
     applied = migrate(admin, settings)
     log.info(
         "storage: %s, database %s%s",
@@ -45,23 +58,47 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     writer = open_client(settings)
 
     receiver = GrpcReceiver(settings, lambda spans: insert_spans(writer, spans))
-    await receiver.start()
-    tasks = [asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))]
-    api = _api_server(settings)
-    if api is not None:
-        tasks.append(asyncio.create_task(api.serve()))
     try:
+        await receiver.start()
+    except (OSError, RuntimeError) as exc:
+        writer.close()
+        admin.close()
+        raise StartupError(
+            f"cannot listen for OTLP/gRPC on {settings.otlp_grpc_addr} ({exc}); is another "
+            "process using the port? Set --otlp-grpc-addr"
+        ) from exc
+    reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
+    api = _api_server(settings)
+    api_task = asyncio.create_task(_serve_api(api)) if api is not None else None
+    try:
+        if api is not None and api_task is not None:
+            while not api.started and not api_task.done():
+                await asyncio.sleep(0.02)
+            if api_task.done():
+                raise StartupError(
+                    f"cannot serve the query API on {settings.api_addr}; is another process "
+                    "using the port? Set --api-addr"
+                )
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
         if api is not None:
             api.should_exit = True
         await receiver.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if api_task is not None:
+            await asyncio.gather(api_task, return_exceptions=True)
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
         writer.close()
         admin.close()
+
+
+async def _serve_api(api) -> None:  # noqa: ANN001 - uvicorn.Server
+    """uvicorn exits the process when it cannot bind; turn that into a failed task."""
+    try:
+        await api.serve()
+    except SystemExit as exc:
+        raise OSError(f"query API server exited with status {exc.code}") from None
 
 
 def _api_server(settings: Settings):

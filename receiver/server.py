@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -39,6 +40,7 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", GRPC_OVERHEAD_BYTES),
+                ("grpc.so_reuseport", 0),
             ],
         )
         self._server.add_generic_rpc_handlers((TraceExportHandler(self.batcher).generic_handler(),))
@@ -55,8 +57,11 @@ class GrpcReceiver:
         host = self.settings.otlp_grpc_addr.rpartition(":")[0]
         return f"{host}:{self.port}"
 
-    async def stop(self, grace_s: float = 5.0) -> None:
-        if self._server is not None:
-            await self._server.stop(grace_s)
-        await self.batcher.stop()
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """New calls are refused at once; the batcher flushes immediately (not after its
+        delay) so calls in flight get their answer within the grace period."""
+        if self._server is None:
+            await self.batcher.stop()
+        else:
+            await asyncio.gather(self._server.stop(grace_s), self.batcher.stop())
         log.info("OTLP/gRPC receiver stopped; %d spans stored in total", self.stats.stored)

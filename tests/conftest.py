@@ -73,6 +73,8 @@ class ReceiverThread:
         return future.result(timeout=60)
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
         self.call(self.receiver.stop(grace_s=2))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
