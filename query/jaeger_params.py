@@ -144,6 +144,7 @@ def span_match(
         kind=OTEL_KINDS[kind] if kind else None,
         error=None if error is None else error == "true",
         attributes=tuple(remaining.items()),
+        resource_attributes=True,
         min_duration_ns=parse_duration(min_duration, "minDuration") if min_duration else None,
         max_duration_ns=parse_duration(max_duration, "maxDuration") if max_duration else None,
     )

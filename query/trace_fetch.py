@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
+from query.filters import Where
+
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 BOUNDS_SQL = """
@@ -23,20 +25,18 @@ WHERE TraceId IN {trace_ids:Array(String)}
 GROUP BY TraceId
 """
 
-SPANS_SQL = """
-SELECT
+WINDOW = (
+    "Timestamp BETWEEN fromUnixTimestamp64Nano({lo_ns:Int64})"
+    " AND fromUnixTimestamp64Nano({hi_ns:Int64})"
+)
+
+SPANS_COLUMNS = """
     TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
     ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes,
     toUnixTimestamp64Nano(Timestamp), Duration, StatusCode, StatusMessage, IsError,
     arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`), `Events.Name`,
     `Events.Attributes`,
-    `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`
-FROM otel_traces
-WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp BETWEEN fromUnixTimestamp64Nano({lo_ns:Int64})
-                    AND fromUnixTimestamp64Nano({hi_ns:Int64})
-ORDER BY TraceId, Timestamp, SpanId
-"""
+    `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`"""
 
 _SLACK_NS = 1_000_000_000
 
@@ -91,7 +91,7 @@ class Span:
 
 
 def span_from_row(row: tuple) -> Span:
-    """A ``SPANS_SQL`` result row → ``Span`` (pure)."""
+    """A ``SPANS_COLUMNS`` result row → ``Span`` (pure)."""
     (
         trace_id, span_id, parent_id, trace_state, name, kind, service,
         resource, scope_name, scope_version, attributes,
@@ -129,24 +129,36 @@ def span_from_row(row: tuple) -> Span:
     )
 
 
+def trace_window(client: Client, trace_ids: list[str]) -> Where | None:
+    """``Timestamp`` bounds holding every span of ``trace_ids`` plus the TraceId condition,
+    from the lookup table; None when none of the traces is known."""
+    if not trace_ids:
+        return None
+    bounds = client.query(BOUNDS_SQL, parameters={"trace_ids": trace_ids}).result_rows
+    if not bounds:
+        return None
+    return Where().and_(
+        WINDOW,
+        lo_ns=min(row[0] for row in bounds) * 1_000_000_000 - _SLACK_NS,
+        hi_ns=max(row[1] for row in bounds) * 1_000_000_000 + _SLACK_NS,
+    ).and_("TraceId IN {trace_ids:Array(String)}", trace_ids=trace_ids)
+
+
 def fetch_traces(client: Client, trace_ids: list[str]) -> dict[str, list[Span]]:
     """Every stored span of each trace, ordered by start; traces not found are absent.
 
     ``trace_ids`` must already be normalised (see ``normalise_trace_id``); the result keeps
     their order.
     """
-    if not trace_ids:
+    where = trace_window(client, trace_ids)
+    if where is None:
         return {}
-    bounds = client.query(BOUNDS_SQL, parameters={"trace_ids": trace_ids}).result_rows
-    if not bounds:
-        return {}
-    lo = min(row[0] for row in bounds) * 1_000_000_000 - _SLACK_NS
-    hi = max(row[1] for row in bounds) * 1_000_000_000 + _SLACK_NS
-    rows = client.query(
-        SPANS_SQL, parameters={"trace_ids": trace_ids, "lo_ns": lo, "hi_ns": hi}
-    ).result_rows
+    sql = (
+        f"SELECT {SPANS_COLUMNS} FROM otel_traces WHERE {where.sql}"
+        " ORDER BY TraceId, Timestamp, SpanId"
+    )
     grouped: dict[str, list[Span]] = {}
-    for row in rows:
+    for row in client.query(sql, parameters=where.bind()).result_rows:
         span = span_from_row(row)
         grouped.setdefault(span.trace_id, []).append(span)
     return {tid: grouped[tid] for tid in trace_ids if tid in grouped}

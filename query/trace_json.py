@@ -121,15 +121,14 @@ class TraceOut(BaseModel):
 
 class TraceSummaryOut(BaseModel):
     trace_id: str
-    root_service: str = Field(description="Service of the root span (earliest span if none).")
-    root_operation: str = Field(description="Name of the root span (earliest span if none).")
-    has_root: bool = Field(description="False when the root span is outside the time range.")
-    start: datetime
+    root_service: str = Field(description="Service of the root span.")
+    root_operation: str = Field(description="Name of the root span.")
+    start: datetime = Field(description="Start of the root span.")
     start_unix_nano: int
-    duration_ms: float
-    span_count: int
+    duration_ms: float = Field(description="Duration of the root span.")
+    span_count: int = Field(description="Every stored span of the trace.")
     error: bool = Field(description="Some span failed: StatusCode Error or HTTP status >= 500.")
-    services: list[str]
+    services: list[str] = Field(description="Services with spans in the trace, sorted.")
 
     @classmethod
     def from_summary(cls, summary: TraceSummary) -> Self:
@@ -137,7 +136,6 @@ class TraceSummaryOut(BaseModel):
             trace_id=summary.trace_id,
             root_service=summary.root_service,
             root_operation=summary.root_operation,
-            has_root=summary.has_root,
             start=datetime_from_ns(summary.start_ns),
             start_unix_nano=summary.start_ns,
             duration_ms=ms_from_ns(summary.duration_ns),
@@ -148,7 +146,5 @@ class TraceSummaryOut(BaseModel):
 
 
 class TraceSearchOut(BaseModel):
-    traces: list[TraceSummaryOut] = Field(
-        description="Matching traces, best-ranked first; counts cover the time range only."
-    )
+    traces: list[TraceSummaryOut] = Field(description="Matching traces, best-ranked first.")
     limit: int

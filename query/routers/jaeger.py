@@ -24,7 +24,7 @@ from query.jaeger_params import (
     span_match,
 )
 from query.trace_fetch import fetch_traces, normalise_trace_id
-from query.trace_search import TraceSearch, search_trace_ids
+from query.trace_search import matching_trace_ids_query, query_ids
 
 router = APIRouter(prefix="/jaeger/api", tags=["jaeger"])
 
@@ -111,14 +111,12 @@ def find_traces(
         if traceID:
             trace_ids = _requested_ids(traceID)
         else:
-            search = TraceSearch(
-                time=parse_time_range(start, end, lookback),
-                span=span_match(
-                    service, operation, parse_tags(tags, tag), minDuration, maxDuration
-                ),
-                limit=parse_limit(limit),
+            query = matching_trace_ids_query(
+                span_match(service, operation, parse_tags(tags, tag), minDuration, maxDuration),
+                parse_time_range(start, end, lookback),
+                parse_limit(limit),
             )
-            trace_ids = search_trace_ids(client, search)
+            trace_ids = query_ids(client, query)
     except BadParameter as exc:
         return _error(422, str(exc))
     traces = fetch_traces(client, trace_ids)

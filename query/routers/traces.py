@@ -19,8 +19,9 @@ from query.trace_search import (
     SpanMatch,
     Status,
     TraceSearch,
-    search_trace_ids,
+    query_ids,
     summarise,
+    trace_ids_query,
 )
 from query.units import NS_PER_MS
 
@@ -31,7 +32,7 @@ MAX_DURATION_MS = 10**12
 
 DurationMs = Annotated[
     float | None,
-    Query(ge=0, le=MAX_DURATION_MS, description="Whole-trace duration bound, milliseconds."),
+    Query(ge=0, le=MAX_DURATION_MS, description="Root span duration bound, milliseconds."),
 ]
 
 
@@ -84,8 +85,9 @@ def search_traces(
         Order, Query(description="newest/oldest by start, slowest/fastest by duration.")
     ] = Order.NEWEST,
 ) -> TraceSearchOut:
-    """Traces with a span matching service, operation and every attr together, then whole-
-    trace filters on duration and status. Summaries cover spans inside the time range."""
+    """Traces whose root span starts in the time range, with a span matching service,
+    operation and every attr together; duration bounds and order apply to the root span,
+    status to the whole trace. Summaries count every stored span of each trace."""
     if None not in (min_duration_ms, max_duration_ms) and min_duration_ms > max_duration_ms:
         raise _invalid("max_duration_ms", "must not be below min_duration_ms")
     search = TraceSearch(
@@ -97,7 +99,7 @@ def search_traces(
         order=order,
         limit=limit,
     )
-    summaries = summarise(client, search_trace_ids(client, search), time_range)
+    summaries = summarise(client, query_ids(client, trace_ids_query(search)))
     return TraceSearchOut(
         traces=[TraceSummaryOut.from_summary(s) for s in summaries], limit=limit
     )

@@ -33,6 +33,7 @@ TAG_TYPES = {
     "exception.type": ("string", str),
     "exception.message": ("string", str),
     "host.name": ("string", str),
+    "http.route": ("string", str),
     "process.pid": ("int64", int),
 }
 
@@ -189,6 +190,7 @@ SEARCHES: list[tuple[dict[str, str], SpanTest]] = [
     ({"tags": json.dumps({"span.kind": "client"})}, lambda s: s.kind == "Client"),
     ({"tags": json.dumps({"host.name": "host-1"})}, attribute_or_resource("host.name", "host-1")),
     ({"tag": "retry.count:3"}, attribute_or_resource("retry.count", "3")),
+    ({"tags": json.dumps({"http.route": "/cart"})}, attribute_or_resource("http.route", "/cart")),
     (
         {"service": "frontend", "minDuration": "100ms", "maxDuration": "0.5s"},
         lambda s: s.service == "frontend" and 100_000_000 <= s.duration_ns <= 500_000_000,
@@ -210,7 +212,7 @@ def test_search_matches_one_span_with_every_condition(
         ):
             lo = int(window.get("start", 0)) * 1000
             hits = {
-                tid: min(s.start_ns for s in t if s.start_ns >= lo)
+                tid: max(s.start_ns for s in t if test(s) and s.start_ns >= lo)
                 for tid, t in traces.items()
                 if any(test(s) and s.start_ns >= lo for s in t)
             }
@@ -226,7 +228,7 @@ def test_search_matches_one_span_with_every_condition(
 
 def test_search_limit_lookback_and_trace_ids(api: TestClient, shop: list[SpanSpec]) -> None:
     traces = by_trace(shop)
-    newest = sorted(traces, key=lambda tid: -min(s.start_ns for s in traces[tid]))
+    newest = sorted(traces, key=lambda tid: (-max(s.start_ns for s in traces[tid]), tid))
     limited = api.get("/jaeger/api/traces", params={"limit": "5"}).json()["data"]
     assert [t["traceID"] for t in limited] == newest[:5]
     assert len(api.get("/jaeger/api/traces").json()["data"]) == 20

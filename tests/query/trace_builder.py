@@ -13,6 +13,7 @@ from storage.traces import SpanColumns, insert_spans
 
 SERVICES = ("frontend", "cart", "payment", "inventory")
 OPERATIONS = ("GET /cart", "POST /checkout", "charge", "reserve", "SELECT stock", "render")
+ROUTES = ("/cart", "/checkout", "/orders/{id}")
 KINDS = ("Server", "Client", "Internal", "Producer", "Consumer", "Unspecified")
 
 
@@ -110,6 +111,7 @@ def random_traces(rng: random.Random, now_ns: int, count: int) -> list[SpanSpec]
                     "ratio": rng.choice(("0.25", "1.5", "2e-05")),
                     "cached": rng.choice(("true", "false")),
                     **({"http.response.status_code": status_http} if status_http else {}),
+                    **({"http.route": rng.choice(ROUTES)} if parent is None else {}),
                 },
                 resource={"host.name": f"host-{rng.randrange(2)}", "process.pid": "4242"},
                 trace_state=rng.choice(("", "vendor=value")),
