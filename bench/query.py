@@ -201,6 +201,8 @@ def run(settings: Settings, runs: int) -> list[Timing]:
         ("jaeger search, 20 whole traces", "/jaeger/api/traces",
          {**micros, "service": "payment", "operation": "POST /charge"}),
         ("jaeger trace by id", f"/jaeger/api/traces/{trace_id}", {}),
+        ("jaeger services (all retention)", "/jaeger/api/services", {}),
+        ("jaeger operations of a service", "/jaeger/api/operations", {"service": "payment"}),
     ]
     with TestClient(create_app(settings)) as api:
         return [timed(api, name, path, params, runs) for name, path, params in cases]

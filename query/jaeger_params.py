@@ -105,7 +105,8 @@ def parse_tags(tags_json: str | None, tag_pairs: list[str]) -> dict[str, str]:
         try:
             decoded = json.loads(tags_json)
         except ValueError:
-            raise BadParameter("tags", 'expected a JSON object, e.g. {"http.method":"GET"}') from None
+            example = '{"http.method":"GET"}'
+            raise BadParameter("tags", f"expected a JSON object, e.g. {example}") from None
         if not isinstance(decoded, dict):
             raise BadParameter("tags", "expected a JSON object of key: value")
         for key, value in decoded.items():

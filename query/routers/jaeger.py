@@ -103,7 +103,9 @@ def find_traces(
     end: Annotated[str | None, Query(description="Epoch microseconds.")] = None,
     lookback: Annotated[str | None, Query(description="1h, 2d... when no start.")] = None,
     limit: Annotated[str | None, Query(description="Traces, default 20, at most 1500.")] = None,
-    traceID: Annotated[list[str], Query(description="Fetch these ids instead.")] = [],  # noqa: B006, N803
+    traceID: Annotated[  # noqa: N803
+        list[str], Query(description="Fetch these ids instead of searching.")
+    ] = [],  # noqa: B006
 ) -> JSONResponse:
     """Newest traces with a span matching service, operation, tags and duration together,
     each returned whole (every span), as Jaeger's search does."""

@@ -16,11 +16,14 @@ from fastapi.testclient import TestClient
 
 from query.jaeger_model import tag
 from query.jaeger_params import BadParameter, parse_duration
-from storage.traces import insert_spans
 from tests.conftest import ReceiverThread
-from tests.query.hostile import INJECTION_CORPUS, long_urls  # noqa: F401 - fixture
+from tests.query.hostile import (  # noqa: F401 - long_urls is a fixture
+    INJECTION_CORPUS,
+    insert_corpus,
+    long_urls,
+)
 from tests.query.sdk_traces import send_shop_trace
-from tests.query.trace_builder import SpanSpec, by_trace, insert_shop, to_columns
+from tests.query.trace_builder import SpanSpec, by_trace, insert_shop
 
 # The type each attribute of the generated traces must be shown with.
 TAG_TYPES = {
@@ -57,7 +60,8 @@ def derived_tags(spec: SpanSpec) -> list[dict[str, Any]]:
     if spec.kind != "Unspecified":
         result.append({"key": "span.kind", "type": "string", "value": spec.kind.lower()})
     if spec.status_code != "Unset":
-        result.append({"key": "otel.status_code", "type": "string", "value": spec.status_code.upper()})
+        status = spec.status_code.upper()
+        result.append({"key": "otel.status_code", "type": "string", "value": status})
     if spec.is_error:
         result.append({"key": "error", "type": "bool", "value": True})
     for key, value in (
@@ -135,7 +139,9 @@ def test_trace_by_id_in_jaeger_model(api: TestClient, shop: list[SpanSpec]) -> N
     ("trace_id", "status"),
     [("ab" * 16, 404), ("12345", 404), ("xyz", 400), ("g" * 32, 400), ("a" * 33, 400)],
 )
-def test_trace_by_id_errors(api: TestClient, shop: list[SpanSpec], trace_id: str, status: int) -> None:
+def test_trace_by_id_errors(
+    api: TestClient, shop: list[SpanSpec], trace_id: str, status: int
+) -> None:
     response = api.get(f"/jaeger/api/traces/{trace_id}")
     assert response.status_code == status
     [error] = envelope_errors(response)
@@ -328,22 +334,7 @@ def test_go_durations_rejected(text: str) -> None:
 def test_injection_corpus_is_matched_literally(
     api: TestClient, storage: Client, long_urls: None
 ) -> None:
-    now = time.time_ns()
-    specs = [
-        SpanSpec(
-            trace_id=f"{i + 1:032x}",
-            span_id=f"{i + 1:016x}",
-            parent_span_id="",
-            name=text,
-            service=text,
-            kind="Server",
-            start_ns=now - (i + 1) * 10**9,
-            duration_ns=1_000,
-            attributes={"k": text},
-        )
-        for i, text in enumerate(INJECTION_CORPUS)
-    ]
-    insert_spans(storage, to_columns(specs))
+    specs = insert_corpus(storage)
     assert api.get("/jaeger/api/services").json()["data"] == sorted(INJECTION_CORPUS)
     for spec in specs:
         text = spec.name

@@ -11,11 +11,10 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from storage.traces import insert_spans
 from tests.conftest import ReceiverThread
-from tests.query.hostile import INJECTION_CORPUS, long_urls  # noqa: F401 - fixture
+from tests.query.hostile import insert_corpus, long_urls  # noqa: F401 - fixture
 from tests.query.sdk_traces import send_shop_trace
-from tests.query.trace_builder import SpanSpec, by_trace, insert_shop, to_columns
+from tests.query.trace_builder import SpanSpec, by_trace, insert_shop
 
 
 
@@ -240,22 +239,7 @@ def test_injection_corpus_is_matched_literally(
 ) -> None:
     """Each corpus string is stored as a service, an operation, an attribute key and value;
     searching for it finds exactly its own trace, and nothing breaks the server."""
-    now = time.time_ns()
-    specs = [
-        SpanSpec(
-            trace_id=f"{i + 1:032x}",
-            span_id=f"{i + 1:016x}",
-            parent_span_id="",
-            name=text,
-            service=text,
-            kind="Server",
-            start_ns=now - (i + 1) * 10**9,
-            duration_ns=1_000,
-            attributes={text.replace(":", ""): text, "k": text},
-        )
-        for i, text in enumerate(INJECTION_CORPUS)
-    ]
-    insert_spans(storage, to_columns(specs))
+    specs = insert_corpus(storage)
     for spec in specs:
         text = spec.name
         key = text.replace(":", "")  # attr splits at the first colon: keys cannot hold one
