@@ -80,13 +80,16 @@ def _register_serve(subparsers: Any) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from otelhouse.serve import serve
+    from otelhouse.serve import StartupError, serve
 
     settings = settings_from_args(args)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
+    except StartupError as exc:
+        print(f"otelhouse: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
