@@ -1,0 +1,248 @@
+"""Ingest benchmark: spans/s end to end, against the two ceilings measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 8] [--spans-per-request 512]
+
+1. decode ceiling: bare ``ExportTraceServiceRequest.FromString`` of the same payloads;
+2. insert ceiling: the same rows, already in columns, inserted directly in 50k-row batches;
+3. end to end: pre-serialized requests from concurrent gRPC clients → a real ``otelhouse
+   serve`` subprocess (its own data directory) → acknowledged, i.e. durably stored. The
+   server's CPU time is read from /proc so the rate per core is reported too, with its
+   peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from otelhouse.settings import Settings  # noqa: E402
+from receiver.convert import convert_request  # noqa: E402
+from receiver.grpc_service import TRACE_SERVICE  # noqa: E402
+from storage import migrate, open_client  # noqa: E402
+from storage.traces import SpanColumns, insert_spans  # noqa: E402
+from tests.payloads import realistic_request  # noqa: E402
+
+DISTINCT_PAYLOADS = 64
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def make_payloads(spans_per_request: int) -> list[bytes]:
+    log(f"building {DISTINCT_PAYLOADS} requests of {spans_per_request} spans ...")
+    return [
+        realistic_request(spans_per_request, seed=i, service=f"svc-{i % 8}").SerializeToString()
+        for i in range(DISTINCT_PAYLOADS)
+    ]
+
+
+def decode_rate(payloads: list[bytes], spans_per_request: int, seconds: float) -> float:
+    rates = []
+    for _ in range(5):
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 5:
+            for payload in payloads:
+                ExportTraceServiceRequest.FromString(payload)
+            done += len(payloads)
+        rates.append(done * spans_per_request / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def convert_rate(payloads: list[bytes], spans_per_request: int) -> float:
+    start = time.perf_counter()
+    for payload in payloads:
+        convert_request(ExportTraceServiceRequest.FromString(payload))
+    return len(payloads) * spans_per_request / (time.perf_counter() - start)
+
+
+def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float:
+    settings = Settings(data_dir=data_dir, database="bench_insert")
+    admin = open_client(settings, database="")
+    migrate(admin, settings)
+    client = open_client(settings)
+    batch = SpanColumns()
+    while len(batch) < batch_rows:
+        for payload in payloads:
+            batch.extend(convert_request(ExportTraceServiceRequest.FromString(payload)).spans)
+    rates = []
+    for _ in range(4):
+        start = time.perf_counter()
+        insert_spans(client, batch)
+        rates.append(len(batch) / (time.perf_counter() - start))
+    client.close()
+    admin.close()
+    return statistics.median(rates[1:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def end_to_end(
+    payloads: list[bytes],
+    spans_per_request: int,
+    clients: int,
+    inflight: int,
+    seconds: float,
+    data_dir: Path,
+    extra_env: dict[str, str],
+) -> tuple[float, float, float]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OTELHOUSE_DATA_DIR": str(data_dir),
+        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{port}",
+        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_STATS_INTERVAL_S": "5",
+        **extra_env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "otelhouse.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    acked = [0] * clients
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        """One channel keeping ``inflight`` Export calls outstanding, like many SDK
+        processes behind one connection."""
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export = channel.unary_unary(
+                f"/{TRACE_SERVICE}/Export",
+                request_serializer=None,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )
+            i = index
+            outstanding = []
+            while not stop.is_set():
+                while len(outstanding) < inflight:
+                    outstanding.append(export.future(payloads[i % len(payloads)], timeout=60))
+                    i += clients
+                call = outstanding.pop(0)
+                try:
+                    call.result()
+                    acked[index] += spans_per_request
+                except grpc.RpcError as exc:
+                    errors.append(exc.code().name)
+                    time.sleep(0.2)
+            for call in outstanding:
+                call.cancel()
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=120)
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        acked_0, cpu_0, t_0 = sum(acked), proc_cpu_seconds(server.pid), time.perf_counter()
+        for remaining in range(int(seconds), 0, -5):
+            time.sleep(min(5, remaining))
+            log(f"  end to end: {sum(acked) - acked_0:,} spans acknowledged so far")
+        acked_1, cpu_1, t_1 = sum(acked), proc_cpu_seconds(server.pid), time.perf_counter()
+        stop.set()
+        for thread in threads:
+            thread.join()
+        rss = proc_peak_rss_mib(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    if errors:
+        log(f"  {len(errors)} failed calls: {sorted(set(errors))}")
+    spans = acked_1 - acked_0
+    return spans / (t_1 - t_0), spans / max(cpu_1 - cpu_0, 1e-9), rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20, help="end-to-end measuring time")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent gRPC clients")
+    parser.add_argument("--inflight", type=int, default=16, help="outstanding calls per client")
+    parser.add_argument("--spans-per-request", type=int, default=512)
+    parser.add_argument("--batch-rows", type=int, default=50_000, help="rows per direct insert")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra OTELHOUSE_* setting for the server, e.g. --env OTELHOUSE_WAL_ENABLED=false",
+    )
+    args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
+
+    payloads = make_payloads(args.spans_per_request)
+    size = sum(map(len, payloads)) / (len(payloads) * args.spans_per_request)
+    work = Path(tempfile.mkdtemp(prefix="otelhouse-bench-"))
+    try:
+        log("measuring protobuf decode ...")
+        decode = decode_rate(payloads, args.spans_per_request, 5)
+        log("measuring decode + convert ...")
+        convert = convert_rate(payloads, args.spans_per_request)
+        log(f"measuring direct {args.batch_rows:,}-row inserts ...")
+        insert = insert_rate(payloads, args.batch_rows, work / "direct")
+        log(f"measuring end to end for {args.seconds:.0f}s with {args.clients} clients ...")
+        e2e, per_cpu, rss = end_to_end(
+            payloads,
+            args.spans_per_request,
+            args.clients,
+            args.inflight,
+            args.seconds,
+            work / "serve",
+            extra_env,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"payload: {args.spans_per_request} spans/request, {size:.0f} B/span, "
+          f"{args.clients} clients x {args.inflight} in flight, {os.cpu_count()} cores")
+    print(f"{'measure':44} {'spans/s':>12} {'ratio':>8}")
+    rows = [
+        ("protobuf decode only (ceiling 1)", decode),
+        ("decode + convert to columns (Python)", convert),
+        (f"direct insert, {args.batch_rows:,}-row batches (ceiling 2)", insert),
+        ("end to end, wall clock", e2e),
+        ("end to end, per server CPU-second", per_cpu),
+    ]
+    for name, rate in rows:
+        print(f"{name:44} {rate:12,.0f}")
+    print(f"end to end / decode ceiling:  {e2e / decode:.3f}")
+    print(f"end to end / insert ceiling:  {e2e / insert:.3f}")
+    print(f"server peak RSS: {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
