@@ -209,7 +209,10 @@ def run(settings: Settings, runs: int) -> list[Timing]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--spans", type=int, default=10_000_000, help="spans to generate")
     parser.add_argument(
         "--data-dir", type=Path, help="store to use and keep (default: a temporary directory)"

@@ -69,8 +69,8 @@ def search_traces(
         list[str],
         Query(
             description=(
-                "key:value, repeatable; every pair must hold on one span (a span attribute, "
-                f"else a resource attribute of the span). At most {MAX_ATTRIBUTES}."
+                "key:value span attribute, split at the first colon; repeatable, and every "
+                f"pair must hold on the same span. At most {MAX_ATTRIBUTES}."
             )
         ),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
@@ -78,7 +78,10 @@ def search_traces(
     max_duration_ms: DurationMs = None,
     status_: Annotated[
         Status | None,
-        Query(alias="status", description="error: some span failed; ok: no span failed."),
+        Query(
+            alias="status",
+            description="error: some span failed in the time range; ok: none did.",
+        ),
     ] = None,
     limit: limit_param(MAX_LIMIT, "traces") = 20,
     order: Annotated[

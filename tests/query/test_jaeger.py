@@ -13,6 +13,8 @@ from urllib.parse import quote
 import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from query.jaeger_model import tag
 from query.jaeger_params import BadParameter, parse_duration
@@ -413,3 +415,26 @@ def test_sdk_trace_as_a_jaeger_waterfall(api: TestClient, receiver: ReceiverThre
     assert [(s["span_id"], s["start_unix_nano"] // 1000) for s in native] == [
         (s["spanID"], s["startTime"]) for s in trace["spans"]
     ]
+
+
+SEARCH_PARAMETERS = (
+    "service", "operation", "tags", "tag", "minDuration", "maxDuration", "start", "end",
+    "lookback", "limit", "traceID",
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(SEARCH_PARAMETERS), st.text(max_size=40) | st.integers().map(str)
+    ),
+    kind=st.text(max_size=12),
+)
+def test_arbitrary_parameters_never_cause_a_server_error(
+    api: TestClient, params: dict[str, str], kind: str
+) -> None:
+    assert api.get("/jaeger/api/traces", params=params).status_code in (200, 422)
+    operations = api.get("/jaeger/api/operations", params={"service": "x", "spanKind": kind})
+    assert operations.status_code in (200, 422)

@@ -10,6 +10,8 @@ from urllib.parse import quote
 import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ReceiverThread
 from tests.query.hostile import insert_corpus, long_urls  # noqa: F401 - fixture
@@ -280,3 +282,26 @@ def test_sdk_trace_end_to_end(api: TestClient, receiver: ReceiverThread) -> None
     assert [t["trace_id"] for t in found["traces"]] == [trace_id]
     assert found["traces"][0]["root_service"] == "storefront"
     assert found["traces"][0]["error"] is True
+
+
+SEARCH_PARAMETERS = (
+    "service", "operation", "attr", "min_duration_ms", "max_duration_ms", "status", "limit",
+    "order", "start", "end", "since",
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(SEARCH_PARAMETERS), st.text(max_size=40) | st.integers().map(str)
+    ),
+    trace_id=st.text(min_size=1, max_size=40).filter(lambda t: t not in (".", "..")),
+)
+def test_arbitrary_parameters_never_cause_a_server_error(
+    api: TestClient, params: dict[str, str], trace_id: str
+) -> None:
+    assert api.get("/api/v1/traces", params=params).status_code in (200, 422)
+    response = api.get(f"/api/v1/traces/{quote(trace_id, safe='')}")
+    assert response.status_code in (400, 404)
