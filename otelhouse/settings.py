@@ -25,6 +25,10 @@ def split_host_port(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def split_tokens(tokens: str) -> frozenset[str]:
+    return frozenset(t.strip() for t in tokens.split(",") if t.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTELHOUSE_", extra="ignore")
 
@@ -38,6 +42,18 @@ class Settings(BaseSettings):
     )
     database: str = Field("otel", description="Database for the tables (server URL path wins).")
     otlp_grpc_addr: str = Field("127.0.0.1:4317", description="OTLP/gRPC listen address.")
+    otlp_http_addr: str = Field(
+        "127.0.0.1:4318", description="OTLP/HTTP listen address (/v1/traces and /metrics)."
+    )
+    otlp_tokens: str = Field(
+        "",
+        description="Comma-separated bearer tokens; when set, every OTLP gRPC call and HTTP "
+        "request (/metrics too) needs one.",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain): serve OTLP gRPC and HTTP over TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of --tls-cert-file.")
     api_addr: str = Field("127.0.0.1:8080", description="Query API listen address.")
     retention_days: int = Field(
         30, ge=0, description="Rows older than this are dropped by TTL; 0 keeps them forever."
@@ -62,7 +78,11 @@ class Settings(BaseSettings):
 
     @property
     def api_token_set(self) -> frozenset[str]:
-        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())
+        return split_tokens(self.api_tokens)
+
+    @property
+    def otlp_token_set(self) -> frozenset[str]:
+        return split_tokens(self.otlp_tokens)
 
     @field_validator("database")
     @classmethod
@@ -71,7 +91,7 @@ class Settings(BaseSettings):
             raise ValueError("database must be letters, digits and underscores")
         return value
 
-    @field_validator("otlp_grpc_addr", "api_addr")
+    @field_validator("otlp_grpc_addr", "otlp_http_addr", "api_addr")
     @classmethod
     def _addr_has_port(cls, value: str) -> str:
         split_host_port(value)

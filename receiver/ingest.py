@@ -1,0 +1,126 @@
+"""One OTLP trace export, whatever the transport: decode → convert → submit → outcome.
+
+gRPC and HTTP differ only in how they frame the request and word the answer, so the outcome
+is a response or one of the exceptions below, and each transport maps them to its own codes
+(INVALID_ARGUMENT / 400, RESOURCE_EXHAUSTED / 413, UNAVAILABLE / 503 with a retry delay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
+from receiver.convert import convert_request
+
+RETRY_AFTER_S = 1.0
+
+Decoder = Callable[[bytes], ExportTraceServiceRequest]
+
+
+class IngestError(Exception):
+    """The request was not taken; nothing of it was stored."""
+
+    code: ClassVar[int] = code_pb2.INTERNAL
+
+    def status(self) -> status_pb2.Status:
+        """The ``google.rpc.Status`` both transports send (gRPC trailers, HTTP error body)."""
+        return status_pb2.Status(code=self.code, message=str(self))
+
+
+class InvalidRequest(IngestError):
+    """The payload is not an OTLP trace export; resending it cannot help."""
+
+    code = code_pb2.INVALID_ARGUMENT
+
+
+class RequestTooLarge(IngestError):
+    """The payload (after decompression) exceeds ``max_request_bytes``; not retryable."""
+
+    code = code_pb2.RESOURCE_EXHAUSTED
+
+
+class RetryLater(IngestError):
+    """Overload, storage failure or shutdown: the client should resend after the delay."""
+
+    code = code_pb2.UNAVAILABLE
+
+    def __init__(self, message: str, retry_after_s: float = RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def retry_info(self) -> RetryInfo:
+        seconds = int(self.retry_after_s)
+        nanos = int((self.retry_after_s - seconds) * 1e9)
+        return RetryInfo(retry_delay=Duration(seconds=seconds, nanos=nanos))
+
+    def status(self) -> status_pb2.Status:
+        detail = AnyProto()
+        detail.Pack(self.retry_info())
+        status = super().status()
+        status.details.append(detail)
+        return status
+
+
+def decode_protobuf(payload: bytes) -> ExportTraceServiceRequest:
+    try:
+        return ExportTraceServiceRequest.FromString(payload)
+    except DecodeError as exc:
+        raise InvalidRequest(f"request is not a valid OTLP trace export: {exc}") from None
+
+
+class TraceIngest:
+    """Takes decoded-or-raw requests into the batcher and answers only once they are stored
+    (or durably logged), counting every outcome in the batcher's ``IngestStats``."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+        self.stats = batcher.stats
+
+    async def export(
+        self, payload: bytes, decode: Decoder = decode_protobuf
+    ) -> ExportTraceServiceResponse:
+        stats = self.stats
+        stats.requests += 1
+        try:
+            request = decode(payload)
+        except InvalidRequest:
+            stats.invalid_requests += 1
+            raise
+        converted = convert_request(request)
+        stats.received += len(converted.spans) + converted.rejected
+        stats.rejected += converted.rejected
+        try:
+            await self._batcher.submit(converted.spans)
+        except (Overloaded, BatcherClosed, SinkFailed) as exc:
+            stats.retry_later_requests += 1
+            if not isinstance(exc, SinkFailed):
+                stats.refused += len(converted.spans)
+            raise RetryLater(_retry_reason(exc)) from None
+        response = ExportTraceServiceResponse()
+        if converted.rejected:
+            response.partial_success.CopyFrom(
+                ExportTracePartialSuccess(
+                    rejected_spans=converted.rejected, error_message=converted.error_message
+                )
+            )
+        return response
+
+
+def _retry_reason(exc: Exception) -> str:
+    if isinstance(exc, Overloaded):
+        return f"receiver overloaded, retry later: {exc}"
+    if isinstance(exc, SinkFailed):
+        return f"storage unavailable, nothing stored: {exc}"
+    return str(exc)
