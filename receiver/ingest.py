@@ -8,7 +8,7 @@ is a response or one of the exceptions below, and each transport maps them to it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
@@ -95,8 +95,8 @@ class TraceIngest:
         stats.requests += 1
         try:
             request = decode(payload)
-        except InvalidRequest:
-            stats.invalid_requests += 1
+        except IngestError as exc:
+            self._count(exc)
             raise
         converted = convert_request(request)
         stats.received += len(converted.spans) + converted.rejected
@@ -104,10 +104,11 @@ class TraceIngest:
         try:
             await self._batcher.submit(converted.spans)
         except (Overloaded, BatcherClosed, SinkFailed) as exc:
-            stats.retry_later_requests += 1
             if not isinstance(exc, SinkFailed):
                 stats.refused += len(converted.spans)
-            raise RetryLater(_retry_reason(exc)) from None
+            error = RetryLater(_retry_reason(exc))
+            self._count(error)
+            raise error from None
         response = ExportTraceServiceResponse()
         if converted.rejected:
             response.partial_success.CopyFrom(
@@ -116,6 +117,22 @@ class TraceIngest:
                 )
             )
         return response
+
+    def refuse(self, error: IngestError) -> NoReturn:
+        """Count a request its transport refused before ``export`` (say, an unsupported
+        content type), then raise ``error``."""
+        self.stats.requests += 1
+        self._count(error)
+        raise error
+
+    def _count(self, error: IngestError) -> None:
+        stats = self.stats
+        if isinstance(error, RequestTooLarge):
+            stats.oversize_requests += 1
+        elif isinstance(error, RetryLater):
+            stats.retry_later_requests += 1
+        else:
+            stats.invalid_requests += 1
 
 
 def _retry_reason(exc: Exception) -> str:

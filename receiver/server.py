@@ -12,6 +12,7 @@ from receiver.auth import BearerTokens, GrpcBearerAuth
 from receiver.batcher import Batcher, Sink
 from receiver.grpc_service import TraceExportHandler
 from receiver.ingest import TraceIngest
+from receiver.metrics import ReceiverMetrics
 from receiver.stats import IngestStats, LatencyHistogram, timed
 from receiver.tls import server_tls
 
@@ -40,6 +41,12 @@ class GrpcReceiver:
             stats=self.stats,
         )
         self.ingest = TraceIngest(self.batcher)
+        self.metrics = ReceiverMetrics(
+            self.stats,
+            self.write_latency,
+            lambda: self.batcher.queued_rows,
+            settings.queue_max_rows,
+        )
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 

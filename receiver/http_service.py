@@ -1,0 +1,237 @@
+"""OTLP/HTTP: ``POST /v1/traces`` (protobuf or JSON, gzip or not) and ``GET /metrics``.
+
+Status codes follow the OTLP/HTTP spec: 400 for undecodable bodies, 413 over the size limit
+(checked after decompression, which is capped so a gzip bomb never expands past it), 503 with
+``Retry-After`` when the receiver cannot take the spans now, 401 without an accepted token.
+Errors carry a ``google.rpc.Status`` in the request's own encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import socket
+import zlib
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otelhouse.settings import Settings, split_host_port
+from receiver.auth import REFUSAL, BearerTokens, HttpBearerAuth
+from receiver.ingest import (
+    Decoder,
+    IngestError,
+    InvalidRequest,
+    RequestTooLarge,
+    RetryLater,
+    TraceIngest,
+    decode_protobuf,
+)
+from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from receiver.metrics import ReceiverMetrics
+from receiver.otlp_json import decode_json
+from receiver.tls import server_tls
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+DECODERS: dict[str, Decoder] = {PROTOBUF: decode_protobuf, JSON: decode_json}
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class UnsupportedMedia(InvalidRequest):
+    """A content type or encoding this endpoint does not speak (415)."""
+
+
+HTTP_STATUS: tuple[tuple[type[IngestError], int], ...] = (
+    (UnsupportedMedia, 415),
+    (InvalidRequest, 400),
+    (RequestTooLarge, 413),
+    (RetryLater, 503),
+)
+
+
+def media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def encode(message: Message, media: str) -> Response:
+    """``message`` as protobuf, or as JSON for JSON requests (and for unknown media types,
+    where JSON is the readable choice)."""
+    if media == PROTOBUF:
+        return Response(message.SerializeToString(), media_type=PROTOBUF)
+    return Response(json_format.MessageToJson(message, indent=None), media_type=JSON)
+
+
+def error_response(error: IngestError, media: str) -> Response:
+    response = encode(error.status(), media)
+    response.status_code = next(code for kind, code in HTTP_STATUS if isinstance(error, kind))
+    if isinstance(error, RetryLater):
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
+
+
+def unauthorized(headers: Headers) -> Response:
+    response = encode(
+        status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=REFUSAL), media_type(headers)
+    )
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every gzip member of ``data``, never inflating more than ``limit + 1`` bytes."""
+    out = bytearray()
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(GZIP_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise InvalidRequest(f"body is not valid gzip: {exc}") from None
+        if len(out) > limit:
+            raise RequestTooLarge(f"request exceeds {limit} bytes after decompression")
+        if not inflater.eof:
+            raise InvalidRequest("body is not valid gzip: truncated stream")
+        rest = inflater.unused_data
+    return bytes(out)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused as soon as it passes ``limit`` (before it is all read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"request of {declared} bytes exceeds the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLarge(f"request exceeds the {limit}-byte limit")
+    return bytes(body)
+
+
+def payload_decoder(headers: Headers, limit: int) -> Decoder:
+    """Decompression (if any) then the decoder for the content type."""
+    decode = DECODERS.get(media_type(headers))
+    if decode is None:
+        raise UnsupportedMedia(f"content type must be {PROTOBUF} or {JSON}")
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return decode
+    if encoding == "gzip":
+        return lambda payload: decode(gunzip(payload, limit))
+    raise UnsupportedMedia(f"content encoding {encoding!r} is not supported; use gzip or none")
+
+
+def create_otlp_http_app(
+    ingest: TraceIngest,
+    *,
+    max_request_bytes: int,
+    tokens: BearerTokens,
+    metrics: ReceiverMetrics | None = None,
+) -> Starlette:
+    async def take(request: Request) -> ExportTraceServiceResponse:
+        try:
+            decode = payload_decoder(request.headers, max_request_bytes)
+            payload = await read_body(request, max_request_bytes)
+        except IngestError as exc:
+            ingest.refuse(exc)
+        return await ingest.export(payload, decode)
+
+    async def export_traces(request: Request) -> Response:
+        media = media_type(request.headers)
+        try:
+            return encode(await take(request), media)
+        except IngestError as exc:
+            return error_response(exc, media)
+
+    routes = [Route("/v1/traces", export_traces, methods=["POST"])]
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
+    middleware = (
+        [Middleware(HttpBearerAuth, tokens=tokens, stats=ingest.stats, deny=unauthorized)]
+        if tokens.required
+        else []
+    )
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def metrics_endpoint(metrics: ReceiverMetrics) -> Callable[[Request], Awaitable[Response]]:
+    async def render(request: Request) -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return render
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn that leaves signals to its host process (``otelhouse serve`` owns them)."""
+
+    def capture_signals(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+
+class OtlpHttpReceiver:
+    """uvicorn serving the OTLP/HTTP app on the running event loop, beside the gRPC server."""
+
+    def __init__(
+        self, settings: Settings, ingest: TraceIngest, *, metrics: ReceiverMetrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.app = create_otlp_http_app(
+            ingest,
+            max_request_bytes=settings.max_request_bytes,
+            tokens=BearerTokens(settings.otlp_token_set),
+            metrics=metrics,
+        )
+        self.port: int | None = None
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Binds before returning: ``OSError`` when the port is taken, ``TlsConfigError``
+        for unusable TLS files."""
+        tls = server_tls(self.settings)
+        host, port = split_host_port(self.settings.otlp_http_addr)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family)
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+            **(tls.uvicorn_options() if tls else {}),
+        )
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            sock.close()
+            raise OSError(f"OTLP/HTTP server on {self.settings.otlp_http_addr} did not start")
+        self.port = sock.getsockname()[1]
+        scheme = "https" if tls else "http"
+        log.info("OTLP/HTTP receiver on %s://%s:%d/v1/traces", scheme, host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop accepting; requests in flight finish (their spans are flushed by the
+        batcher's own stop, which the caller runs alongside)."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,151 @@
+"""The receiver's own telemetry in the Prometheus text exposition format (version 0.0.4).
+
+Written by hand: a dozen series do not justify a client library, and rendering straight from
+``IngestStats`` means the numbers in ``/metrics`` and in the periodic log line are the same
+counters. Other parts (the write-ahead log) add series through ``add_provider``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from receiver.stats import IngestStats, LatencyHistogram
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One series: ``name`` is the full metric name, ``labels`` tell series of a family apart."""
+
+    name: str
+    help: str
+    value: float
+    kind: Literal["counter", "gauge"] = "gauge"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+MetricsProvider = Callable[[], Iterable[Sample]]
+
+SPAN_COUNTERS = {
+    "received": "Spans in decoded requests, valid or not.",
+    "stored": "Spans the sink wrote (stored, or durably logged when the log is on).",
+    "rejected": "Spans dropped as malformed and reported through partial_success.",
+    "refused": "Spans of requests refused with a retryable error (overload, shutdown).",
+    "failed": "Spans in batches whose write failed; their requests were told to retry.",
+}
+REFUSAL_COUNTERS = {
+    "invalid": "invalid_requests",
+    "oversize": "oversize_requests",
+    "unauthenticated": "unauthenticated_requests",
+    "retry_later": "retry_later_requests",
+}
+
+
+class ReceiverMetrics:
+    """Renders the receiver's counters, queue gauges, write latency and provider samples."""
+
+    def __init__(
+        self,
+        stats: IngestStats,
+        write_latency: LatencyHistogram,
+        queue_depth: Callable[[], int],
+        queue_bound: int,
+    ) -> None:
+        self._stats = stats
+        self._write_latency = write_latency
+        self._queue_depth = queue_depth
+        self._queue_bound = queue_bound
+        self._providers: list[MetricsProvider] = []
+
+    def add_provider(self, provider: MetricsProvider) -> None:
+        self._providers.append(provider)
+
+    def samples(self) -> list[Sample]:
+        stats = self._stats
+        samples = [
+            Sample(
+                "otelhouse_receiver_requests_total",
+                "OTLP export requests (gRPC and HTTP) that passed auth.",
+                stats.requests,
+                "counter",
+            )
+        ]
+        samples += [
+            Sample(
+                "otelhouse_receiver_requests_refused_total",
+                "Requests answered with an error, by reason; nothing of them was stored.",
+                getattr(stats, attribute),
+                "counter",
+                {"reason": reason},
+            )
+            for reason, attribute in REFUSAL_COUNTERS.items()
+        ]
+        samples += [
+            Sample(f"otelhouse_receiver_spans_{name}_total", text, getattr(stats, name), "counter")
+            for name, text in SPAN_COUNTERS.items()
+        ]
+        samples += [
+            Sample(
+                "otelhouse_receiver_queue_spans",
+                "Spans accepted and waiting for the sink.",
+                self._queue_depth(),
+            ),
+            Sample(
+                "otelhouse_receiver_queue_max_spans",
+                "Queue bound; requests beyond it get UNAVAILABLE / 503.",
+                self._queue_bound,
+            ),
+        ]
+        for provider in self._providers:
+            samples.extend(provider())
+        return samples
+
+    def render(self) -> str:
+        lines: list[str] = []
+        described: set[str] = set()
+        for sample in self.samples():
+            if sample.name not in described:
+                described.add(sample.name)
+                lines.append(f"# HELP {sample.name} {sample.help}")
+                lines.append(f"# TYPE {sample.name} {sample.kind}")
+            lines.append(f"{sample.name}{_labels(sample.labels)} {_number(sample.value)}")
+        lines += _histogram(
+            "otelhouse_receiver_write_seconds",
+            "Time to write one batch to the sink (storage insert, or log append).",
+            self._write_latency,
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _histogram(name: str, help_text: str, histogram: LatencyHistogram) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+    lines += [
+        f'{name}_bucket{_labels({"le": _number(bound)})} {count}'
+        for bound, count in histogram.cumulative()
+    ]
+    lines += [f"{name}_sum {_number(histogram.total)}", f"{name}_count {histogram.count}"]
+    return lines
+
+
+_LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = ",".join(f'{key}="{value.translate(_LABEL_ESCAPES)}"' for key, value in labels.items())
+    return "{" + pairs + "}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
