@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
 from receiver.convert import convert_request
+from receiver.limits import DEFAULT_LIMITS, ConvertLimits
 
 RETRY_AFTER_S = 1.0
 
@@ -84,8 +85,9 @@ class TraceIngest:
     """Takes decoded-or-raw requests into the batcher and answers only once they are stored
     (or durably logged), counting every outcome in the batcher's ``IngestStats``."""
 
-    def __init__(self, batcher: Batcher) -> None:
+    def __init__(self, batcher: Batcher, limits: ConvertLimits = DEFAULT_LIMITS) -> None:
         self._batcher = batcher
+        self._limits = limits
         self.stats = batcher.stats
 
     async def export(
@@ -98,7 +100,7 @@ class TraceIngest:
         except IngestError as exc:
             self._count(exc)
             raise
-        converted = convert_request(request)
+        converted = convert_request(request, self._limits)
         stats.received += len(converted.spans) + converted.rejected
         stats.rejected += converted.rejected
         try:
@@ -110,7 +112,7 @@ class TraceIngest:
             self._count(error)
             raise error from None
         response = ExportTraceServiceResponse()
-        if converted.rejected:
+        if converted.error_message:
             response.partial_success.CopyFrom(
                 ExportTracePartialSuccess(
                     rejected_spans=converted.rejected, error_message=converted.error_message

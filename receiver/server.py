@@ -12,6 +12,7 @@ from receiver.auth import BearerTokens, GrpcBearerAuth
 from receiver.batcher import Batcher, Sink
 from receiver.grpc_service import TraceExportHandler
 from receiver.ingest import TraceIngest
+from receiver.limits import ConvertLimits
 from receiver.metrics import ReceiverMetrics
 from receiver.stats import IngestStats, LatencyHistogram, timed
 from receiver.tls import server_tls
@@ -40,7 +41,7 @@ class GrpcReceiver:
             max_queued_rows=settings.queue_max_rows,
             stats=self.stats,
         )
-        self.ingest = TraceIngest(self.batcher)
+        self.ingest = TraceIngest(self.batcher, ConvertLimits.from_settings(settings))
         self.metrics = ReceiverMetrics(
             self.stats,
             self.write_latency,
