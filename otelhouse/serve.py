@@ -11,10 +11,13 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Callable
 
 from otelhouse.settings import Settings, split_host_port
+from receiver.http_service import OtlpHttpReceiver
 from receiver.server import GrpcReceiver
 from receiver.stats import report_periodically
+from receiver.tls import TlsConfigError
 from storage import StorageUnavailable, migrate, open_client
 from storage.traces import insert_spans
 
@@ -60,17 +63,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     writer = open_client(settings)
 
     receiver = GrpcReceiver(settings, lambda spans: insert_spans(writer, spans))
+    otlp_http = OtlpHttpReceiver(settings, receiver.ingest, metrics=receiver.metrics)
     try:
-        await receiver.start()
-    except (OSError, RuntimeError) as exc:
+        await _start_receivers(receiver, otlp_http, settings)
+    except StartupError:
         writer.close()
         admin.close()
-        raise StartupError(
-            f"cannot listen for OTLP/gRPC on {settings.otlp_grpc_addr} ({exc}); is another "
-            "process using the port? Set --otlp-grpc-addr"
-        ) from exc
+        raise
     reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
-    api = _api_server(settings)
+    api = _api_server(settings, receiver.health)
     api_task = asyncio.create_task(_serve_api(api)) if api is not None else None
     try:
         if api is not None and api_task is not None:
@@ -86,13 +87,36 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     finally:
         if api is not None:
             api.should_exit = True
-        await receiver.stop()
+        await asyncio.gather(receiver.stop(), otlp_http.stop())
         if api_task is not None:
             await asyncio.gather(api_task, return_exceptions=True)
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         writer.close()
         admin.close()
+
+
+async def _start_receivers(
+    receiver: GrpcReceiver, otlp_http: OtlpHttpReceiver, settings: Settings
+) -> None:
+    """Both OTLP servers or neither; a failure says what to change."""
+    try:
+        await receiver.start()
+    except TlsConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    except (OSError, RuntimeError) as exc:
+        raise StartupError(
+            f"cannot listen for OTLP/gRPC on {settings.otlp_grpc_addr} ({exc}); is another "
+            "process using the port? Set --otlp-grpc-addr"
+        ) from exc
+    try:
+        await otlp_http.start()
+    except (OSError, TlsConfigError) as exc:
+        await receiver.stop()
+        raise StartupError(
+            f"cannot listen for OTLP/HTTP on {settings.otlp_http_addr} ({exc}); is another "
+            "process using the port? Set --otlp-http-addr"
+        ) from exc
 
 
 def _tune_gc() -> None:
@@ -112,8 +136,9 @@ async def _serve_api(api) -> None:  # noqa: ANN001 - uvicorn.Server
         raise OSError(f"query API server exited with status {exc.code}") from None
 
 
-def _api_server(settings: Settings):
-    """The query API as a uvicorn server on the same event loop, when the API is installed."""
+def _api_server(settings: Settings, receiver_state: Callable[[], dict[str, object]]):
+    """The query API as a uvicorn server on the same event loop, when the API is installed;
+    its ``/healthz`` reports ``receiver_state`` (queue depth)."""
     try:
         from query.app import create_app
     except ImportError:
@@ -121,7 +146,8 @@ def _api_server(settings: Settings):
     import uvicorn
 
     host, port = split_host_port(settings.api_addr)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+    app = create_app(settings, receiver_state=receiver_state)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     log.info("query API on http://%s:%d (docs at /docs)", host, port)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -14,10 +14,16 @@ from query.routers import health
 from storage import open_client
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, receiver_state: Callable[[], Mapping[str, object]] | None = None
+) -> FastAPI:
+    """``receiver_state``, when the receiver runs in the same process, adds its queue depth
+    to ``/healthz``."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.receiver_state = receiver_state
         app.state.client = open_client(settings)
         try:
             yield

@@ -68,6 +68,7 @@ def test_serve_stores_spans_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
         "OTELHOUSE_OTLP_GRPC_ADDR": "127.0.0.1:1",
         "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "OTELHOUSE_BATCH_MAX_DELAY_MS": "5000",
     }
     process = subprocess.Popen(
