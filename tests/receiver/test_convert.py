@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from otelhouse.settings import Settings
 from receiver.convert import convert_request, format_double
-from tests.payloads import kv
+from receiver.limits import ConvertLimits
+from tests.payloads import kv, realistic_request
 
 TRACE = bytes.fromhex("5B8EFFF798038103D269B633813FC60C")
 SPAN = bytes.fromhex("EEE19B7EC3C1B174")
@@ -181,3 +187,166 @@ def test_doubles_render_like_go_pdata(value: float, text: str) -> None:
 def test_empty_request_gives_no_rows() -> None:
     converted = convert_request(ExportTraceServiceRequest())
     assert len(converted.spans) == 0 and converted.rejected == 0
+
+
+def longest_prefix_within(text: str, max_bytes: int) -> str:
+    """Independent reference for truncation: whole characters while they fit."""
+    size, end = 0, 0
+    for end, char in enumerate(text, 1):
+        size += len(char.encode("utf-8"))
+        if size > max_bytes:
+            return text[: end - 1]
+    return text
+
+
+def request_with(attributes: list, *, events: int = 0, links: int = 0) -> ExportTraceServiceRequest:
+    """One valid span carrying ``attributes`` on its resource, itself, each event and link."""
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.extend(attributes)
+    span = rs.scope_spans.add().spans.add(trace_id=TRACE, span_id=SPAN, name="s")
+    span.attributes.extend(attributes)
+    for i in range(events):
+        span.events.add(time_unix_nano=i, name=f"e{i}").attributes.extend(attributes)
+    for i in range(links):
+        span.links.add(trace_id=LINKED_TRACE, span_id=LINKED_SPAN).attributes.extend(attributes)
+    return request
+
+
+CAP = 64
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" * CAP,
+        "a" * (CAP + 1),
+        "é" * CAP,
+        "a" + "é" * CAP,
+        "€" * CAP,
+        "a" + "€" * CAP,
+        "🙂" * CAP,
+        "ab" + "🙂" * CAP,
+        "x" * 10_000,
+    ],
+    ids=["ascii-at-cap", "ascii-over", "2-byte", "2-byte-odd", "3-byte", "3-byte-shifted",
+         "4-byte", "4-byte-shifted", "long"],
+)
+def test_long_string_values_are_cut_at_a_character_boundary(value: str) -> None:
+    limits = ConvertLimits(max_value_bytes=CAP)
+    converted = convert_request(request_with([kv("v", value)], events=1, links=1), limits)
+    expected = longest_prefix_within(value, CAP)
+    row = converted.spans.rows()[0]
+    stored = [
+        row["ResourceAttributes"]["v"],
+        row["SpanAttributes"]["v"],
+        row["Events.Attributes"][0]["v"],
+        row["Links.Attributes"][0]["v"],
+    ]
+    assert stored == [expected] * 4
+    assert len(expected.encode("utf-8")) <= CAP
+    cut = expected != value
+    assert converted.truncated_values == (4 if cut else 0)
+    assert converted.rejected == 0
+    assert (f"4 attribute value(s) truncated to {CAP} bytes" in converted.error_message) == cut
+
+
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [
+        (b"\x01" * 60, base64.b64encode(b"\x01" * 60).decode()),
+        (list(range(40)), json.dumps(list(range(40)), separators=(",", ":"))),
+        ({"k": "v" * 80}, json.dumps({"k": "v" * 80}, separators=(",", ":"))),
+    ],
+    ids=["bytes", "array", "kvlist"],
+)
+def test_non_string_values_are_capped_after_rendering(value: object, rendered: str) -> None:
+    converted = convert_request(request_with([kv("v", value)]), ConvertLimits(max_value_bytes=CAP))
+    assert converted.spans.rows()[0]["SpanAttributes"]["v"] == rendered[:CAP]
+    assert converted.truncated_values == 2
+
+
+@pytest.mark.parametrize(
+    ("attributes", "events", "links"),
+    [(5, 3, 2), (6, 3, 2), (5, 4, 2), (5, 3, 5), (9, 7, 4), (0, 0, 0)],
+    ids=["at-caps", "attributes", "events", "links", "all", "none"],
+)
+def test_counts_beyond_the_caps_are_dropped_and_counted(
+    attributes: int, events: int, links: int
+) -> None:
+    limits = ConvertLimits(max_attributes=5, max_events=3, max_links=2)
+    attrs = [kv(f"k{i}", i) for i in range(attributes)]
+    converted = convert_request(request_with(attrs, events=events, links=links), limits)
+    row = converted.spans.rows()[0]
+    kept = {f"k{i}": str(i) for i in range(min(attributes, 5))}
+    kept_events, kept_links = min(events, 3), min(links, 2)
+    assert row["ResourceAttributes"] == row["SpanAttributes"] == kept
+    assert row["Events.Name"] == [f"e{i}" for i in range(kept_events)]
+    assert row["Events.Attributes"] == [kept] * kept_events
+    assert row["Links.Attributes"] == [kept] * kept_links
+    expected = (
+        max(attributes - 5, 0) * (2 + kept_events + kept_links),
+        events - kept_events,
+        links - kept_links,
+    )
+    assert (converted.dropped_attributes, converted.dropped_events, converted.dropped_links) == (
+        expected
+    )
+    assert converted.rejected == 0 and converted.truncated_values == 0
+    assert bool(converted.error_message) == any(expected)
+
+
+def nest_into(value: AnyValue, depth: int) -> None:
+    """Make ``value`` ``depth`` arrays inside each other around "leaf", in place (a copy of
+    a deep message would hit protobuf's own depth limit)."""
+    for _ in range(depth - 1):
+        value = value.array_value.values.add()
+    value.array_value.values.add(string_value="leaf")
+
+
+@pytest.mark.parametrize("depth", [1, 32, 33, 200, 2000])
+def test_deep_nesting_is_cut_to_a_marker_without_recursion_errors(depth: int) -> None:
+    request = request_with([])
+    nest_into(request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="d").value, depth)
+    converted = convert_request(request, ConvertLimits(max_value_depth=32))
+    rendered = json.loads(converted.spans.rows()[0]["SpanAttributes"]["d"])
+    levels = 0
+    while isinstance(rendered, list):
+        (rendered,) = rendered
+        levels += 1
+    if depth <= 32:
+        assert (levels, rendered, converted.truncated_values) == (depth, "leaf", 0)
+    else:
+        assert levels == 32 and rendered == "[truncated: nested deeper than 32 levels]"
+        assert converted.truncated_values == 1 and converted.error_message
+
+
+def test_default_limits_leave_realistic_traffic_untouched() -> None:
+    request = realistic_request(64)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    event = span.events.add(name="exception")
+    event.attributes.append(kv("exception.stacktrace", "  File \"app.py\", line 1\n" * 1200))
+    converted = convert_request(request)
+    assert converted.error_message == ""
+    assert converted.truncated_values == converted.dropped_attributes == 0
+    assert converted.spans.rows()[0]["Events.Attributes"][0]["exception.stacktrace"] == (
+        event.attributes[0].value.string_value
+    )
+
+
+def test_rejections_and_cuts_share_one_message() -> None:
+    request = request_with([kv("v", "x" * 100)])
+    request.resource_spans[0].scope_spans[0].spans.add(name="bad", trace_id=b"\x01")
+    converted = convert_request(request, ConvertLimits(max_value_bytes=CAP))
+    assert converted.rejected == 1 and converted.truncated_values == 2
+    assert converted.error_message.startswith("1 span(s) rejected: span 'bad'")
+    assert converted.error_message.endswith(f"2 attribute value(s) truncated to {CAP} bytes")
+
+
+def test_limits_come_from_settings() -> None:
+    settings = Settings(
+        max_attributes=7, max_attribute_value_bytes=99, max_events_per_span=3, max_links_per_span=4
+    )
+    assert ConvertLimits.from_settings(settings) == ConvertLimits(
+        max_attributes=7, max_value_bytes=99, max_events=3, max_links=4
+    )
