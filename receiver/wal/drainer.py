@@ -1,0 +1,128 @@
+"""The drainer: a thread moving logged spans into storage in large, idempotent inserts.
+
+It never skips a batch: while storage fails it retries the same batch (same token) with
+exponential backoff, so an outage only grows the log, and the log's byte budget is what
+eventually pushes back on clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from receiver.wal.log import DrainBatch, WriteAheadLog
+from storage.traces import SpanColumns
+
+log = logging.getLogger(__name__)
+
+Insert = Callable[[SpanColumns, str], None]
+"""Store the spans under the given deduplication token: a second call with the same token
+must not store them again (``insert_deduplication_token`` in ClickHouse)."""
+
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class DrainStats:
+    inserts: int
+    insert_failures: int
+    insert_seconds: float
+    last_insert_s: float
+    last_error: str
+
+
+class Drainer:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        insert: Insert,
+        *,
+        max_rows: int,
+        min_backoff_s: float = 0.1,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._wal = wal
+        self._insert = insert
+        self._max_rows = max_rows
+        self._min_backoff_s = min_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._stop = threading.Event()
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name="otelhouse-wal-drainer", daemon=True)
+        self._inserts = 0
+        self._failures = 0
+        self._insert_seconds = 0.0
+        self._last_insert_s = 0.0
+        self._last_error = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Drain what the log holds for at most ``timeout_s`` seconds, then stop; True when
+        everything was stored (the rest is replayed at the next start)."""
+        self._deadline = time.monotonic() + timeout_s
+        self._stop.set()
+        self._wal.wake()
+        self._thread.join(timeout_s + 1.0)
+        if self._thread.is_alive():
+            log.warning("write-ahead log drainer still inserting after %.0fs; leaving it", timeout_s)
+        return self._wal.pending_rows == 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self) -> DrainStats:
+        return DrainStats(
+            inserts=self._inserts,
+            insert_failures=self._failures,
+            insert_seconds=self._insert_seconds,
+            last_insert_s=self._last_insert_s,
+            last_error=self._last_error,
+        )
+
+    def _run(self) -> None:
+        batch: DrainBatch | None = None
+        backoff = self._min_backoff_s
+        failed_attempts = 0
+        while not self._should_exit():
+            try:
+                if batch is None:
+                    batch = self._wal.next_batch(self._max_rows, _POLL_S)
+                    if batch is None:
+                        continue
+                    self._wal.begin(batch)
+                self._store(batch)
+                self._wal.commit(batch)
+            except Exception as exc:  # noqa: BLE001 - storage and disk errors alike: retry
+                self._failures += 1
+                failed_attempts += 1
+                if str(exc) != self._last_error:
+                    log.warning("write-ahead log drain failed, retrying with backoff: %s", exc)
+                self._last_error = str(exc)
+                self._stop.wait(min(backoff, max(0.0, self._deadline - time.monotonic())))
+                backoff = min(backoff * 2, self._max_backoff_s)
+            else:
+                if failed_attempts:
+                    log.info("write-ahead log drain resumed after %d failed attempts", failed_attempts)
+                    self._last_error = ""
+                    failed_attempts = 0
+                batch = None
+                backoff = self._min_backoff_s
+
+    def _store(self, batch: DrainBatch) -> None:
+        started = time.perf_counter()
+        self._insert(batch.spans, batch.token)
+        elapsed = time.perf_counter() - started
+        self._inserts += 1
+        self._insert_seconds += elapsed
+        self._last_insert_s = elapsed
+
+    def _should_exit(self) -> bool:
+        if not self._stop.is_set():
+            return False
+        return self._wal.pending_rows == 0 or time.monotonic() >= self._deadline

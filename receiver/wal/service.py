@@ -1,0 +1,57 @@
+"""The log and its drainer as one unit: what ``otelhouse serve`` starts, feeds and stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from otelhouse.settings import Settings
+from receiver.wal.drainer import Drainer, DrainStats, Insert
+from receiver.wal.log import LogStats, WriteAheadLog
+from storage.traces import SpanColumns
+
+
+@dataclass(frozen=True, slots=True)
+class WalStats:
+    """What ``/metrics`` reports about the log: ``log`` (bytes on disk, rows and bytes not
+    yet stored, drain lag in seconds, counters) and ``drain`` (insert count, failures,
+    latency)."""
+
+    log: LogStats
+    drain: DrainStats
+
+
+class WalService:
+    """``append`` is the batcher's sink (acknowledge after fsync); the drainer runs from
+    construction until ``close``."""
+
+    def __init__(
+        self, wal: WriteAheadLog, insert: Insert, *, max_rows: int, max_backoff_s: float = 5.0
+    ) -> None:
+        self.wal = wal
+        self.drainer = Drainer(wal, insert, max_rows=max_rows, max_backoff_s=max_backoff_s)
+        self.drainer.start()
+
+    @classmethod
+    def open(cls, settings: Settings, insert: Insert, *, max_backoff_s: float = 5.0) -> WalService:
+        """The log in ``settings.effective_wal_dir``; whatever it holds past its checkpoint
+        (from before a crash or an unfinished shutdown) is drained first."""
+        wal = WriteAheadLog(
+            settings.effective_wal_dir,
+            max_bytes=settings.wal_max_bytes,
+            segment_bytes=settings.wal_segment_bytes,
+            cache_rows=settings.batch_max_rows,
+        )
+        return cls(wal, insert, max_rows=settings.batch_max_rows, max_backoff_s=max_backoff_s)
+
+    def append(self, spans: SpanColumns) -> None:
+        self.wal.append(spans)
+
+    def stats(self) -> WalStats:
+        return WalStats(log=self.wal.stats(), drain=self.drainer.stats())
+
+    def close(self, drain_timeout_s: float) -> bool:
+        """Store what the log holds for up to ``drain_timeout_s`` seconds, then close it;
+        True when nothing was left for the next start."""
+        drained = self.drainer.stop(drain_timeout_s)
+        self.wal.close()
+        return drained
