@@ -17,9 +17,13 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from receiver.limits import DEFAULT_LIMITS, ConvertLimits
 from storage.traces import SpanColumns
+
+MAX_TIME_NS = 2**63 - 1
+"""Latest time ``DateTime64(9)`` holds; one later value would fail the whole batch insert."""
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -164,6 +168,23 @@ class AttributeMapper:
         return getattr(value, kind)
 
 
+def _late_event(events) -> bool:  # noqa: ANN001 - a protobuf repeated field
+    return any(event.time_unix_nano > MAX_TIME_NS for event in events)
+
+
+def _span_problem(span: Span, tid: str | None, sid: str | None, pid: str | None) -> str:
+    """Why ``span`` cannot be stored, for the partial_success message."""
+    if not tid or not sid or pid is None:
+        return (
+            f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, both "
+            "non-zero; parent_span_id empty or 8 bytes"
+        )
+    return (
+        f"span {span.name!r}: start and event times must be below 2^63 ns (year 2262, the "
+        "end of DateTime64(9))"
+    )
+
+
 def _hex_id(raw: bytes, size: int) -> str | None:
     """Lower-case hex of a trace/span id; "" when absent; None when the length is wrong."""
     if len(raw) == size:
@@ -174,11 +195,12 @@ def _hex_id(raw: bytes, size: int) -> str | None:
 def convert_request(
     request: ExportTraceServiceRequest, limits: ConvertLimits = DEFAULT_LIMITS
 ) -> Converted:
-    """Flatten every span of ``request``; spans with malformed ids are counted, not stored;
-    attributes, events and links beyond ``limits`` are cut and counted.
+    """Flatten every span of ``request``; spans that cannot be stored are counted, not
+    stored; attributes, events and links beyond ``limits`` are cut and counted.
 
     A span needs a 16-byte non-zero trace id and an 8-byte non-zero span id; a parent id
-    must be empty or 8 bytes (OTLP spec, "Trace and Span IDs").
+    must be empty or 8 bytes (OTLP spec, "Trace and Span IDs"). Its start and event times
+    must fit ``DateTime64(9)``: rejecting one span beats failing every batch it lands in.
     """
     out = SpanColumns()
     timestamp, trace_id, span_id, parent_id = (
@@ -199,7 +221,7 @@ def convert_request(
     to_map = mapper.to_map
     max_events, max_links = limits.max_events, limits.max_links
     dropped_events = dropped_links = 0
-    kinds, statuses = SPAN_KINDS, STATUS_CODES
+    kinds, statuses, max_time = SPAN_KINDS, STATUS_CODES, MAX_TIME_NS
     rejected = 0
     first_error = ""
 
@@ -213,15 +235,18 @@ def convert_request(
                 tid = _hex_id(span.trace_id, 16)
                 sid = _hex_id(span.span_id, 8)
                 pid = _hex_id(span.parent_span_id, 8)
-                if not tid or not sid or pid is None:
-                    rejected += 1
-                    if not first_error:
-                        first_error = (
-                            f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 "
-                            "bytes, both non-zero; parent_span_id empty or 8 bytes"
-                        )
-                    continue
                 start = span.start_time_unix_nano
+                events = span.events
+                if (
+                    not tid
+                    or not sid
+                    or pid is None
+                    or start > max_time
+                    or (events and _late_event(events))
+                ):
+                    rejected += 1
+                    first_error = first_error or _span_problem(span, tid, sid, pid)
+                    continue
                 end = span.end_time_unix_nano
                 timestamp.append(start)
                 trace_id.append(tid)
@@ -241,7 +266,6 @@ def convert_request(
                 code = status.code
                 status_code.append(statuses[code] if 0 <= code < 3 else "Unset")
                 status_message.append(status.message)
-                events = span.events
                 if events:
                     if len(events) > max_events:
                         dropped_events += len(events) - max_events

@@ -307,7 +307,8 @@ def nest_into(value: AnyValue, depth: int) -> None:
 @pytest.mark.parametrize("depth", [1, 32, 33, 200, 2000])
 def test_deep_nesting_is_cut_to_a_marker_without_recursion_errors(depth: int) -> None:
     request = request_with([])
-    nest_into(request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="d").value, depth)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    nest_into(span.attributes.add(key="d").value, depth)
     converted = convert_request(request, ConvertLimits(max_value_depth=32))
     rendered = json.loads(converted.spans.rows()[0]["SpanAttributes"]["d"])
     levels = 0
@@ -350,3 +351,27 @@ def test_limits_come_from_settings() -> None:
     assert ConvertLimits.from_settings(settings) == ConvertLimits(
         max_attributes=7, max_value_bytes=99, max_events=3, max_links=4
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "event", "stored"),
+    [
+        (2**63 - 1, 2**63 - 1, True),
+        (2**63, 0, False),
+        (2**64 - 1, 0, False),
+        (1, 2**63, False),
+    ],
+    ids=["last-storable", "start-too-late", "start-max", "event-too-late"],
+)
+def test_times_beyond_datetime64_reject_only_that_span(
+    start: int, event: int, stored: bool
+) -> None:
+    request = exhaustive_request()
+    span = request.resource_spans[0].scope_spans[0].spans.add(
+        trace_id=TRACE, span_id=LINKED_SPAN, name="late", start_time_unix_nano=start
+    )
+    span.events.add(time_unix_nano=event)
+    converted = convert_request(request)
+    assert ("late" in converted.spans.SpanName) == stored
+    assert converted.rejected == (0 if stored else 1)
+    assert ("2^63 ns" in converted.error_message) == (not stored)
