@@ -69,6 +69,11 @@ SERVE_SETTINGS = (
     "batch_max_delay_ms",
     "queue_max_rows",
     "stats_interval_s",
+    "wal_enabled",
+    "wal_dir",
+    "wal_max_bytes",
+    "wal_segment_bytes",
+    "wal_drain_timeout_s",
 )
 
 

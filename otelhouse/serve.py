@@ -13,13 +13,16 @@ import logging
 import signal
 from collections.abc import Callable
 
+from clickhouse_connect.driver.client import Client
+
 from otelhouse.settings import Settings, split_host_port
 from receiver.http_service import OtlpHttpReceiver
 from receiver.server import GrpcReceiver
 from receiver.stats import report_periodically
 from receiver.tls import TlsConfigError
+from receiver.wal import WalError, WalService
 from storage import StorageUnavailable, migrate, open_client
-from storage.traces import insert_spans
+from storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
 
@@ -62,11 +65,21 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     )
     writer = open_client(settings)
 
-    receiver = GrpcReceiver(settings, lambda spans: insert_spans(writer, spans))
+    try:
+        wal = _open_wal(settings, writer)
+    except StartupError:
+        writer.close()
+        admin.close()
+        raise
+    receiver = GrpcReceiver(
+        settings, wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))
+    )
     otlp_http = OtlpHttpReceiver(settings, receiver.ingest, metrics=receiver.metrics)
     try:
         await _start_receivers(receiver, otlp_http, settings)
     except StartupError:
+        if wal is not None:
+            wal.close(drain_timeout_s=0)
         writer.close()
         admin.close()
         raise
@@ -88,6 +101,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         if api is not None:
             api.should_exit = True
         await asyncio.gather(receiver.stop(), otlp_http.stop())
+        if wal is not None:
+            await _close_wal(wal, settings.wal_drain_timeout_s)
         if api_task is not None:
             await asyncio.gather(api_task, return_exceptions=True)
         reporter.cancel()
@@ -117,6 +132,36 @@ async def _start_receivers(
             f"cannot listen for OTLP/HTTP on {settings.otlp_http_addr} ({exc}); is another "
             "process using the port? Set --otlp-http-addr"
         ) from exc
+
+
+def _open_wal(settings: Settings, writer: Client) -> WalService | None:
+    """The write-ahead log in front of storage (None when disabled); its drainer stores with
+    a deduplication token per log range, so replays and retries store once."""
+    if not settings.wal_enabled:
+        return None
+
+    def insert(spans: SpanColumns, token: str) -> None:
+        insert_spans(writer, spans, settings={"insert_deduplication_token": token})
+
+    try:
+        return WalService.open(settings, insert)
+    except WalError as exc:
+        raise StartupError(str(exc)) from exc
+    except OSError as exc:
+        raise StartupError(
+            f"cannot open the write-ahead log in {settings.effective_wal_dir} ({exc}); check "
+            "that the directory is writable or set --wal-dir"
+        ) from exc
+
+
+async def _close_wal(wal: WalService, drain_timeout_s: float) -> None:
+    log.info("storing what the write-ahead log holds (up to %.0fs)", drain_timeout_s)
+    if not await asyncio.to_thread(wal.close, drain_timeout_s):
+        log.warning(
+            "%d acknowledged spans are still in the write-ahead log; they are stored at the "
+            "next start",
+            wal.stats().log.pending_rows,
+        )
 
 
 def _tune_gc() -> None:

@@ -79,6 +79,33 @@ class Settings(BaseSettings):
         description="Spans accepted but not yet stored before new requests get UNAVAILABLE.",
     )
     stats_interval_s: float = Field(10.0, gt=0, description="Seconds between ingest log lines.")
+    wal_enabled: bool = Field(
+        True,
+        description="Acknowledge spans once fsynced to a local write-ahead log that a drainer "
+        "empties into storage (off: once inserted, lost if storage is down longer than the "
+        "client retries).",
+    )
+    wal_dir: Path | None = Field(
+        None, description="Write-ahead log directory; default <data_dir>/wal (in server mode too)."
+    )
+    wal_max_bytes: int = Field(
+        1024**3,
+        gt=0,
+        description="Disk budget of the write-ahead log; when full, clients get UNAVAILABLE "
+        "until storage catches up.",
+    )
+    wal_segment_bytes: int = Field(
+        64 * 1024**2,
+        gt=0,
+        description="Size of a log segment file (at most a quarter of wal_max_bytes); drained "
+        "segments are deleted.",
+    )
+    wal_drain_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="On shutdown, seconds spent storing what the log holds; the rest is "
+        "replayed at the next start.",
+    )
     api_tokens: str = Field(
         "",
         description="Comma-separated bearer tokens; when set, /api and /jaeger routes need one.",
@@ -118,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.clickhouse_url is None
+
+    @property
+    def effective_wal_dir(self) -> Path:
+        return self.wal_dir if self.wal_dir is not None else self.data_dir / "wal"
 
     @property
     def effective_database(self) -> str:
