@@ -45,10 +45,11 @@ def server_tls(settings: Settings) -> ServerTls | None:
             "TLS needs both --tls-cert-file and --tls-key-file (OTELHOUSE_TLS_CERT_FILE, "
             "OTELHOUSE_TLS_KEY_FILE); set both or neither"
         )
+    for path in (cert, key):
+        if not path.is_file():
+            raise TlsConfigError(f"TLS file {path} does not exist or is not a file")
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise TlsConfigError(f"TLS file not found: {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise TlsConfigError(
             f"cannot use {cert} with key {key} ({exc}); both must be PEM and the key must "
