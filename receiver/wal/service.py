@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from otelhouse.settings import Settings
 from receiver.wal.drainer import Drainer, DrainStats, Insert
 from receiver.wal.log import LogStats, WriteAheadLog
 from storage.traces import SpanColumns
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,9 @@ class WalService:
             segment_bytes=settings.wal_segment_bytes,
             cache_rows=settings.batch_max_rows,
         )
+        replayed = wal.stats().replayed_rows
+        if replayed:
+            log.info("replaying %d spans logged before the last stop into storage", replayed)
         return cls(wal, insert, max_rows=settings.batch_max_rows, max_backoff_s=max_backoff_s)
 
     def append(self, spans: SpanColumns) -> None:

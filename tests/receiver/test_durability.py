@@ -1,0 +1,337 @@
+"""Nothing acknowledged is lost or doubled: storage outages longer than the SDK's retry
+window, a full log, a crash between insert and checkpoint, and kill -9 of ``otelhouse serve``
+under load, all against the real embedded engine."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from clickhouse_connect.driver.client import Client
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otelhouse.settings import Settings
+from receiver.convert import convert_request
+from receiver.grpc_service import TRACE_SERVICE
+from receiver.wal import Drainer, Insert, WalService, WriteAheadLog
+from receiver.wal.records import SEGMENT_HEADER
+from storage import open_client
+from storage.traces import SpanColumns, insert_spans
+from tests.conftest import ReceiverThread
+from tests.otelhouse.test_serve import free_port
+from tests.payloads import realistic_request
+
+SDK_TIMEOUT_S = 2.0
+"""The exporters' deadline: the SDK retries UNAVAILABLE only within it, then drops the spans."""
+
+
+def token_insert(client: Client) -> Insert:
+    def insert(spans: SpanColumns, token: str) -> None:
+        insert_spans(client, spans, settings={"insert_deduplication_token": token})
+
+    return insert
+
+
+def stored_span_ids(client: Client) -> list[str]:
+    return [row[0] for row in client.query("SELECT SpanId FROM otel_traces").result_rows]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def logged_receiver(
+    settings: Settings, start_receiver: Callable[..., ReceiverThread], tmp_path: Path
+) -> Iterator[Callable[..., tuple[ReceiverThread, WalService]]]:
+    """Factory: a real receiver whose sink is a write-ahead log draining into this test's
+    database, the way ``otelhouse serve`` wires them."""
+    writer = open_client(settings)
+    services: list[WalService] = []
+
+    def start(**wal_settings: object) -> tuple[ReceiverThread, WalService]:
+        effective = settings.model_copy(update={"wal_dir": tmp_path / "wal", **wal_settings})
+        service = WalService.open(effective, token_insert(writer), max_backoff_s=0.3)
+        services.append(service)
+        return start_receiver(sink=service.append), service
+
+    yield start
+    for service in services:
+        service.close(drain_timeout_s=0)
+    writer.close()
+
+
+def sdk_spans(count: int, service: str) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("durability")
+    for i in range(count):
+        with tracer.start_as_current_span(f"op-{i % 7}"):
+            pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def span_hex_ids(spans: list[ReadableSpan]) -> set[str]:
+    return {format(span.context.span_id, "016x") for span in spans}
+
+
+def test_repeated_token_is_stored_once_in_traces_and_lookup(storage: Client) -> None:
+    storage.command("SYSTEM STOP MERGES otel_traces_trace_id_ts")
+    spans = convert_request(realistic_request(200, seed=3)).spans
+    for token in ("range-a", "range-a", "range-b"):
+        insert_spans(storage, spans, settings={"insert_deduplication_token": token})
+    traces = storage.query("SELECT count() FROM otel_traces").result_rows[0][0]
+    lookup = storage.query("SELECT count() FROM otel_traces_trace_id_ts").result_rows[0][0]
+    assert traces == 2 * len(spans)
+    assert lookup == 2 * len(set(spans.TraceId))
+
+
+def test_outage_longer_than_the_sdk_retry_window_loses_nothing(
+    settings: Settings,
+    storage: Client,
+    start_receiver: Callable[..., ReceiverThread],
+    logged_receiver: Callable[..., tuple[ReceiverThread, WalService]],
+) -> None:
+    direct = start_receiver()
+    logged, service = logged_receiver()
+    refused = sdk_spans(50, "direct")
+    accepted = [sdk_spans(100, f"logged-{n}") for n in range(4)]
+
+    storage.command("DETACH TABLE otel_traces")
+    outage_started = time.monotonic()
+    direct_exporter = OTLPSpanExporter(endpoint=direct.endpoint, insecure=True, timeout=SDK_TIMEOUT_S)
+    logged_exporter = OTLPSpanExporter(endpoint=logged.endpoint, insecure=True, timeout=SDK_TIMEOUT_S)
+    assert direct_exporter.export(refused) is SpanExportResult.FAILURE
+    for batch in accepted:
+        assert logged_exporter.export(batch) is SpanExportResult.SUCCESS
+    time.sleep(max(0.0, outage_started + SDK_TIMEOUT_S + 1.0 - time.monotonic()))
+    during = service.stats()
+    storage.command("ATTACH TABLE otel_traces")
+
+    assert during.log.pending_rows == 400 and during.drain.insert_failures > 0
+    wait_until(lambda: service.stats().log.pending_rows == 0, 30, "the log to drain")
+    stored = stored_span_ids(storage)
+    assert len(stored) == len(set(stored))
+    assert set(stored) == set().union(*map(span_hex_ids, accepted))
+    assert service.stats().log.drain_lag_s == 0.0
+
+
+def test_full_log_answers_unavailable_with_retry_info_and_recovers(
+    storage: Client, logged_receiver: Callable[..., tuple[ReceiverThread, WalService]]
+) -> None:
+    payloads = [realistic_request(100, seed=seed).SerializeToString() for seed in range(12)]
+    receiver, service = logged_receiver(wal_max_bytes=len(payloads[0]) * 6)
+    storage.command("DETACH TABLE otel_traces")
+    acknowledged: list[int] = []
+    with grpc.insecure_channel(receiver.endpoint) as channel:
+        export = channel.unary_unary(
+            f"/{TRACE_SERVICE}/Export",
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        refusal: grpc.RpcError | None = None
+        for seed, payload in enumerate(payloads):
+            try:
+                export(payload, timeout=10)
+                acknowledged.append(seed)
+            except grpc.RpcError as exc:
+                refusal = exc
+                break
+        assert refusal is not None and refusal.code() is grpc.StatusCode.UNAVAILABLE
+        assert "write-ahead log full" in refusal.details()
+        trailers = dict(refusal.trailing_metadata())
+        assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.ToTimedelta()
+        assert service.stats().log.refused_appends >= 1
+
+        storage.command("ATTACH TABLE otel_traces")
+        wait_until(lambda: service.stats().log.pending_rows == 0, 30, "the log to drain")
+        export(payloads[-1], timeout=10)
+        acknowledged.append(len(payloads) - 1)
+    wait_until(lambda: service.stats().log.pending_rows == 0, 30, "the last request to drain")
+    expected = {
+        span_id
+        for seed in acknowledged
+        for span_id in convert_request(realistic_request(100, seed=seed)).spans.SpanId
+    }
+    stored = stored_span_ids(storage)
+    assert len(stored) == len(set(stored)) and set(stored) == expected
+
+
+def test_crash_between_insert_and_checkpoint_stores_once(
+    settings: Settings, storage: Client, tmp_path: Path
+) -> None:
+    """Forced at the log level: the batch is inserted, the process dies before the checkpoint
+    moves, more spans arrive in the log, and the restarted drainer replays."""
+    options = {"max_bytes": 64 * 1024**2, "segment_bytes": 16 * 1024**2, "cache_rows": 10_000}
+    batches = [convert_request(realistic_request(150, seed=seed)).spans for seed in range(3)]
+    insert = token_insert(storage)
+    wal = WriteAheadLog(tmp_path / "wal", **options)
+    wal.append(batches[0])
+    wal.append(batches[1])
+    inflight = wal.next_batch(10_000, timeout_s=0)
+    assert inflight is not None and inflight.rows == 300
+    wal.begin(inflight)
+    insert(inflight.spans, inflight.token)
+    wal.append(batches[2])
+    wal.close()
+
+    with WriteAheadLog(tmp_path / "wal", **options) as restarted:
+        drainer = Drainer(restarted, insert, max_rows=10_000)
+        drainer.start()
+        assert drainer.stop(timeout_s=30)
+    stored = stored_span_ids(storage)
+    assert len(stored) == len(set(stored))
+    assert set(stored) == {span_id for spans in batches for span_id in spans.SpanId}
+
+
+# kill -9 of a real ``otelhouse serve``
+
+SPANS_PER_REQUEST = 256
+CLIENTS = 4
+
+
+def serve_process(data_dir: Path, grpc_port: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "OTELHOUSE_DATA_DIR": str(data_dir),
+        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_BATCH_MAX_ROWS": "2048",
+        "OTELHOUSE_BATCH_MAX_DELAY_MS": "10",
+        "OTELHOUSE_WAL_DRAIN_TIMEOUT_S": "60",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "otelhouse.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def pending_log_bytes(wal_dir: Path) -> int:
+    """Bytes past the checkpoint, read from the files as a restart would see them."""
+    checkpoint = json.loads((wal_dir / "checkpoint.json").read_text())
+    total = 0
+    for segment in wal_dir.glob("*.wal"):
+        with contextlib.suppress(FileNotFoundError):
+            number, size = int(segment.stem), segment.stat().st_size
+            if number == checkpoint["segment"]:
+                total += size - checkpoint["offset"]
+            elif number > checkpoint["segment"]:
+                total += size - SEGMENT_HEADER.size
+    return total
+
+
+def read_span_ids(data_dir: Path) -> list[str]:
+    """From a fresh process: chdb allows one data directory per process."""
+    code = (
+        "import clickhouse_connect, sys;"
+        "c = clickhouse_connect.get_client(interface='chdb', path=sys.argv[1]);"
+        "print('\\n'.join(r[0] for r in c.query('SELECT SpanId FROM otel.otel_traces').result_rows))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+class LoadClients:
+    """Threads sending distinct requests (seed = request id) until the server goes away,
+    recording which ones were acknowledged."""
+
+    def __init__(self, port: int) -> None:
+        self.acknowledged: list[int] = []
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._send, args=(port, n), daemon=True) for n in range(CLIENTS)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _send(self, port: int, first_seed: int) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export = channel.unary_unary(
+                f"/{TRACE_SERVICE}/Export",
+                request_serializer=None,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )
+            seed = first_seed
+            while True:
+                payload = realistic_request(SPANS_PER_REQUEST, seed=seed).SerializeToString()
+                try:
+                    export(payload, timeout=10, wait_for_ready=False)
+                except grpc.RpcError:
+                    return
+                with self._lock:
+                    self.acknowledged.append(seed)
+                seed += CLIENTS
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(30)
+
+
+def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    server = serve_process(data_dir, port)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        clients = LoadClients(port)
+        wait_until(lambda: len(clients.acknowledged) >= 40, 60, "40 acknowledged requests")
+        wait_until(lambda: pending_log_bytes(data_dir / "wal") > 0, 10, "an undrained log")
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+        clients.join()
+    finally:
+        if server.poll() is None:
+            server.kill()
+    acknowledged = list(clients.acknowledged)
+
+    port = free_port()
+    restarted = serve_process(data_dir, port)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        restarted.send_signal(signal.SIGTERM)
+        output, _ = restarted.communicate(timeout=120)
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+    assert restarted.returncode == 0, output
+    assert "replaying" in output, output
+
+    stored = read_span_ids(data_dir)
+    assert len(stored) == len(set(stored)), "a span was stored twice"
+    expected = {
+        span_id
+        for seed in acknowledged
+        for span_id in convert_request(realistic_request(SPANS_PER_REQUEST, seed=seed)).spans.SpanId
+    }
+    assert expected <= set(stored), f"{len(expected - set(stored))} acknowledged spans lost"
