@@ -31,12 +31,16 @@ def decode_json(payload: bytes) -> ExportTraceServiceRequest:
         raise InvalidRequest(f"request body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidRequest("an OTLP/JSON trace export must be a JSON object")
-    for span in _objects(document, ("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)):
+    spans = _objects(
+        document, ("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)
+    )
+    for span in spans:
         _hex_ids_to_base64(span, _SPAN_IDS)
         for link in _objects(span, ("links",)):
             _hex_ids_to_base64(link, _LINK_IDS)
     try:
-        return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        request = ExportTraceServiceRequest()
+        return json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidRequest(f"request is not a valid OTLP/JSON trace export: {exc}") from None
 

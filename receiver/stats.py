@@ -82,7 +82,7 @@ class LatencyHistogram:
     def cumulative(self) -> Iterator[tuple[float, int]]:
         """``(upper bound, observations <= bound)`` pairs, ending with ``(inf, count)``."""
         running = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             running += count
             yield bound, running
 

@@ -1,68 +1,31 @@
-"""A real OTLP/HTTP receiver on a free loopback port, on the same event loop as the gRPC
-receiver of ``start_receiver`` (as ``otelhouse serve`` runs them). Test modules import the
-fixture by name."""
+"""What OTLP/HTTP receiver tests share besides fixtures (those are in ``conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-import pytest
 from clickhouse_connect.driver.client import Client
 
-from receiver.batcher import Sink
 from receiver.http_service import OtlpHttpReceiver
 from tests.conftest import ReceiverThread
+
+StartHttpReceiver = Callable[..., "HttpReceiver"]
 
 
 @dataclass
 class HttpReceiver:
     thread: ReceiverThread
     http: OtlpHttpReceiver
-    scheme: str = "http"
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.http.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http.port}"
 
     @property
     def traces_url(self) -> str:
         return f"{self.url}/v1/traces"
-
-
-@pytest.fixture
-def start_http_receiver(
-    start_receiver: Callable[..., ReceiverThread],
-) -> Iterator[Callable[..., HttpReceiver]]:
-    """Factory like ``start_receiver``: gRPC and HTTP receivers sharing one batcher."""
-    started: list[HttpReceiver] = []
-
-    def start(sink: Sink | None = None, **changes: object) -> HttpReceiver:
-        thread = start_receiver(sink, otlp_http_addr="127.0.0.1:0", **changes)
-        grpc_receiver = thread.receiver
-        http = OtlpHttpReceiver(
-            grpc_receiver.settings, grpc_receiver.ingest, metrics=grpc_receiver.metrics
-        )
-        thread.call(http.start())
-        handle = HttpReceiver(thread, http, "https" if grpc_receiver.settings.tls_cert_file else "http")
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        handle.thread.call(handle.http.stop())
-
-
-@pytest.fixture
-def http_receiver(start_http_receiver: Callable[..., HttpReceiver]) -> HttpReceiver:
-    return start_http_receiver()
-
-
-@pytest.fixture
-def http_client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=20) as client:
-        yield client
 
 
 def stored_count(storage: Client) -> int:

@@ -3,8 +3,6 @@ accepted bearer token, and nothing of it is stored; an accepted token works on b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import grpc
 import httpx
 import pytest
@@ -19,12 +17,7 @@ from starlette.routing import Route
 from receiver.auth import BearerTokens
 from receiver.grpc_service import METHODS
 from tests.payloads import realistic_request
-from tests.receiver.http_harness import (  # noqa: F401 - fixtures
-    HttpReceiver,
-    http_client,
-    start_http_receiver,
-    stored_count,
-)
+from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
 TOKENS = "alpha-7f3c9e,beta-0d41aa"
 REFUSED_HEADERS = {
@@ -46,7 +39,7 @@ def payload(seed: int) -> bytes:
 
 
 @pytest.fixture
-def secured(start_http_receiver: Callable[..., HttpReceiver]) -> HttpReceiver:
+def secured(start_http_receiver: StartHttpReceiver) -> HttpReceiver:
     return start_http_receiver(otlp_tokens=TOKENS)
 
 
@@ -143,7 +136,8 @@ def test_http_accepts_either_token(
             headers={"content-type": "application/x-protobuf", "authorization": header},
         )
         assert reply.status_code == 200
-    metrics = http_client.get(f"{secured.url}/metrics", headers={"authorization": ACCEPTED_HEADERS[0]})
+    token = {"authorization": ACCEPTED_HEADERS[0]}
+    metrics = http_client.get(f"{secured.url}/metrics", headers=token)
     assert metrics.status_code == 200
     assert stored_count(storage) == 5 * len(ACCEPTED_HEADERS)
 

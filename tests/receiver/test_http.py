@@ -26,13 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from receiver.http_service import JSON, PROTOBUF
 from tests.payloads import realistic_request
-from tests.receiver.http_harness import (  # noqa: F401 - fixtures
-    HttpReceiver,
-    http_client,
-    http_receiver,
-    start_http_receiver,
-    stored_count,
-)
+from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
 GOLDEN = Path(__file__).parent / "golden" / "traces.json"
 GOLDEN_BASE_NS = 1_700_000_000_000_000_000
@@ -40,13 +34,16 @@ SPAN_KINDS = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consum
 STATUS_CODES = ["Unset", "Ok", "Error"]
 
 
-def post(client: httpx.Client, url: str, body: bytes, media: str, **headers: str) -> httpx.Response:
+def post(
+    client: httpx.Client, url: str, body: bytes, media: str, **headers: str
+) -> httpx.Response:
     return client.post(url, content=body, headers={"content-type": media, **headers})
 
 
 def assert_still_serving(client: httpx.Client, receiver: HttpReceiver, storage: Client) -> None:
     before = stored_count(storage)
-    reply = post(client, receiver.traces_url, realistic_request(8, seed=99).SerializeToString(), PROTOBUF)
+    body = realistic_request(8, seed=99).SerializeToString()
+    reply = post(client, receiver.traces_url, body, PROTOBUF)
     assert reply.status_code == 200
     assert not ExportTraceServiceResponse.FromString(reply.content).HasField("partial_success")
     assert stored_count(storage) == before + 8
@@ -57,7 +54,9 @@ def export_with_sdk(endpoint: str, compression: Compression) -> list[ReadableSpa
     provider = TracerProvider(resource=Resource({"service.name": "http-sdk"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, compression=compression, timeout=10))
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=endpoint, compression=compression, timeout=10)
+        )
     )
     tracer = provider.get_tracer("http.scope", "1.0")
     with tracer.start_as_current_span("GET /orders", kind=SpanKind.SERVER, attributes={"n": 7}):
@@ -205,8 +204,10 @@ def test_otlp_json_golden_request_is_stored_with_its_values(
 ) -> None:
     body, document = restamped_golden(time.time_ns())
     headers = {"content-encoding": "gzip"} if gzipped else {}
-    reply = post(http_client, http_receiver.traces_url, gzip.compress(body) if gzipped else body,
-                 "application/json; charset=utf-8", **headers)
+    sent = gzip.compress(body) if gzipped else body
+    reply = post(
+        http_client, http_receiver.traces_url, sent, "application/json; charset=utf-8", **headers
+    )
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith(JSON)
     assert reply.json() == {}
@@ -223,7 +224,8 @@ def test_partial_success_in_the_response_body_in_the_request_encoding(
     body = request.SerializeToString()
     if media == JSON:
         document = json_format.MessageToDict(request)
-        for span, sent in zip(document["resourceSpans"][0]["scopeSpans"][0]["spans"], spans):
+        json_spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        for span, sent in zip(json_spans, spans, strict=True):
             span["traceId"], span["spanId"] = sent.trace_id.hex(), sent.span_id.hex()
             span.pop("parentSpanId", None)
         body = json.dumps(document).encode()
@@ -279,7 +281,7 @@ ERROR_CASES = {
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=list(ERROR_CASES))
 def test_bad_requests_get_the_spec_codes_and_the_receiver_keeps_serving(
-    start_http_receiver, http_client: httpx.Client, storage: Client, case: str
+    start_http_receiver: StartHttpReceiver, http_client: httpx.Client, storage: Client, case: str
 ) -> None:
     body, media, headers, http_status, rpc_code = ERROR_CASES[case]
     receiver = start_http_receiver(max_request_bytes=128 * 1024)
@@ -293,7 +295,7 @@ def test_bad_requests_get_the_spec_codes_and_the_receiver_keeps_serving(
 
 
 def test_gzip_bomb_is_413_without_inflating_it(
-    start_http_receiver, http_client: httpx.Client, storage: Client
+    start_http_receiver: StartHttpReceiver, http_client: httpx.Client, storage: Client
 ) -> None:
     """1 GiB of zeros in ~1 MiB of gzip, under a 2 MiB limit: inflating stops at the limit, so
     the process peak grows by far less than the bomb (bound: 64 MiB)."""

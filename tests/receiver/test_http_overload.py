@@ -17,7 +17,7 @@ from otelhouse.settings import Settings
 from storage import open_client
 from storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
-from tests.receiver.http_harness import start_http_receiver, stored_count  # noqa: F401 - fixture
+from tests.receiver.http_harness import StartHttpReceiver, stored_count
 
 QUEUE_BOUND = 1000
 REFUSED_REQUESTS = 200
@@ -34,7 +34,7 @@ def rss_mib() -> float:
 
 
 def test_stalled_storage_gets_503_retry_after_and_bounded_memory(
-    settings: Settings, start_http_receiver, storage: Client
+    settings: Settings, start_http_receiver: StartHttpReceiver, storage: Client
 ) -> None:
     gate = threading.Event()
     writer = open_client(settings)

@@ -13,13 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from receiver.grpc_service import METHODS
 from receiver.metrics import Sample
 from tests.payloads import realistic_request
-from tests.receiver.http_harness import (  # noqa: F401 - fixtures
-    HttpReceiver,
-    http_client,
-    http_receiver,
-    start_http_receiver,
-    stored_count,
-)
+from tests.receiver.http_harness import HttpReceiver, stored_count
 
 SAMPLE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
@@ -44,14 +38,16 @@ def scrape(client: httpx.Client, receiver: HttpReceiver) -> dict[str, float]:
         family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in typed else name
         assert family in typed, f"{name} has no TYPE line before it"
         series[f"{name}{labels or ''}"] = float(value)
-    buckets = [v for k, v in series.items() if k.startswith("otelhouse_receiver_write_seconds_bucket")]
+    bucket = "otelhouse_receiver_write_seconds_bucket"
+    buckets = [value for key, value in series.items() if key.startswith(bucket)]
     assert buckets == sorted(buckets)
     assert buckets[-1] == series["otelhouse_receiver_write_seconds_count"]
     return series
 
 
 def moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    changes = {name: after[name] - before.get(name, 0) for name in after}
+    return {name: change for name, change in changes.items() if change}
 
 
 def test_counters_move_with_the_spans_sent(
@@ -59,7 +55,8 @@ def test_counters_move_with_the_spans_sent(
 ) -> None:
     before = scrape(http_client, http_receiver)
     assert before["otelhouse_receiver_queue_spans"] == 0
-    assert before["otelhouse_receiver_queue_max_spans"] == http_receiver.thread.receiver.settings.queue_max_rows
+    bound = http_receiver.thread.receiver.settings.queue_max_rows
+    assert before["otelhouse_receiver_queue_max_spans"] == bound
 
     with_bad_ids = realistic_request(12, seed=1)
     spans = with_bad_ids.resource_spans[0].scope_spans[0].spans

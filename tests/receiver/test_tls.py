@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -21,11 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from otelhouse.settings import Settings
 from receiver.tls import TlsConfigError, server_tls
-from tests.receiver.http_harness import (  # noqa: F401 - fixtures
-    HttpReceiver,
-    start_http_receiver,
-    stored_count,
-)
+from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -48,7 +43,7 @@ def self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
 
 @pytest.fixture
 def tls_receiver(
-    tmp_path: Path, start_http_receiver: Callable[..., HttpReceiver]
+    tmp_path: Path, start_http_receiver: StartHttpReceiver
 ) -> tuple[HttpReceiver, Path]:
     cert, key = self_signed(tmp_path)
     return start_http_receiver(tls_cert_file=cert, tls_key_file=key), cert
