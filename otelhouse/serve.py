@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings, split_host_port
 from receiver.http_service import OtlpHttpReceiver
+from receiver.metrics import wal_samples
 from receiver.server import GrpcReceiver
 from receiver.stats import report_periodically
 from receiver.tls import TlsConfigError
@@ -74,6 +75,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     receiver = GrpcReceiver(
         settings, wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))
     )
+    if wal is not None:
+        receiver.metrics.add_provider(lambda: wal_samples(wal.stats()))
     otlp_http = OtlpHttpReceiver(settings, receiver.ingest, metrics=receiver.metrics)
     try:
         await _start_receivers(receiver, otlp_http, settings)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from receiver.stats import IngestStats, LatencyHistogram
+
+if TYPE_CHECKING:
+    from receiver.wal.service import WalStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -43,6 +46,39 @@ REFUSAL_COUNTERS = {
     "unauthenticated": "unauthenticated_requests",
     "retry_later": "retry_later_requests",
 }
+
+
+WAL_GAUGES = {
+    "log_bytes": ("otelhouse_wal_bytes", "Bytes in write-ahead log segments on disk."),
+    "max_bytes": ("otelhouse_wal_max_bytes", "Disk budget; appends beyond it get retry-later."),
+    "pending_rows": ("otelhouse_wal_pending_spans", "Logged spans not yet stored."),
+    "pending_bytes": ("otelhouse_wal_pending_bytes", "Logged bytes not yet stored."),
+    "drain_lag_s": ("otelhouse_wal_drain_lag_seconds", "Age of the oldest span not yet stored."),
+}
+WAL_COUNTERS = {
+    "appended_rows": ("otelhouse_wal_appended_spans_total", "Spans appended to the log."),
+    "drained_rows": ("otelhouse_wal_drained_spans_total", "Spans stored from the log."),
+    "refused_appends": ("otelhouse_wal_refused_appends_total", "Appends refused: budget full."),
+}
+
+
+def wal_samples(stats: WalStats) -> list[Sample]:
+    """The write-ahead log's state (``WalService.stats()``) as series."""
+    log, drain = stats.log, stats.drain
+    samples = [Sample(name, text, getattr(log, key)) for key, (name, text) in WAL_GAUGES.items()]
+    samples += [
+        Sample(name, text, getattr(log, key), "counter")
+        for key, (name, text) in WAL_COUNTERS.items()
+    ]
+    samples += [
+        Sample("otelhouse_wal_inserts_total", "Storage inserts by the drainer.", drain.inserts,
+               "counter"),
+        Sample("otelhouse_wal_insert_failures_total", "Drainer inserts that failed.",
+               drain.insert_failures, "counter"),
+        Sample("otelhouse_wal_insert_seconds_total", "Time spent in drainer inserts.",
+               drain.insert_seconds, "counter"),
+    ]
+    return samples
 
 
 class ReceiverMetrics:

@@ -89,3 +89,40 @@ def test_serve_refuses_to_start_on_a_taken_otlp_http_port(tmp_path: Path) -> Non
         )
     assert result.returncode == 1
     assert "cannot listen for OTLP/HTTP" in result.stderr and "--otlp-http-addr" in result.stderr
+
+
+def test_serve_metrics_include_the_write_ahead_log(tmp_path: Path) -> None:
+    http_port = free_port()
+    env = {
+        **os.environ,
+        "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
+        "OTELHOUSE_WAL_ENABLED": "true",
+        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{http_port}",
+        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelhouse.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
+    try:
+        before = wait_for(metrics_url).text
+        assert "otelhouse_wal_appended_spans_total 0\n" in before
+        reply = httpx.post(
+            f"http://127.0.0.1:{http_port}/v1/traces",
+            content=realistic_request(32).SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        after = httpx.get(metrics_url, timeout=10).text
+        assert "otelhouse_wal_appended_spans_total 32\n" in after
+        assert "# TYPE otelhouse_wal_drain_lag_seconds gauge" in after
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
