@@ -87,7 +87,7 @@ def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float
     rates = []
     for _ in range(4):
         start = time.perf_counter()
-        insert_spans(client, batch)
+        insert_spans(client, batch, settings={"insert_deduplicate": 0})
         rates.append(len(batch) / (time.perf_counter() - start))
     client.close()
     admin.close()

@@ -69,7 +69,7 @@ class Drainer:
         self._wal.wake()
         self._thread.join(timeout_s + 1.0)
         if self._thread.is_alive():
-            log.warning("write-ahead log drainer still inserting after %.0fs; leaving it", timeout_s)
+            log.warning("write-ahead log drainer still busy after %.0fs; left running", timeout_s)
         return self._wal.pending_rows == 0
 
     @property
@@ -108,7 +108,7 @@ class Drainer:
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:
                 if failed_attempts:
-                    log.info("write-ahead log drain resumed after %d failed attempts", failed_attempts)
+                    log.info("write-ahead log drain resumed after %d failures", failed_attempts)
                     self._last_error = ""
                     failed_attempts = 0
                 batch = None

@@ -194,7 +194,8 @@ class WriteAheadLog:
                 if remaining <= 0 or not self._cond.wait(remaining):
                     return None
         end = limit if checkpoint.inflight_end is None else min(checkpoint.inflight_end, limit)
-        return self._read_batch(checkpoint, end, max_rows, forced=checkpoint.inflight_end is not None)
+        forced = checkpoint.inflight_end is not None
+        return self._read_batch(checkpoint, end, max_rows, forced=forced)
 
     def begin(self, batch: DrainBatch) -> None:
         """Record that ``batch`` is about to be inserted (see ``checkpoint.py`` for why)."""
@@ -306,7 +307,9 @@ class WriteAheadLog:
         if records and self._oldest_pending_ns is None:
             self._oldest_pending_ns = records[0].appended_ns
 
-    def _read_batch(self, checkpoint: Checkpoint, end: int, max_rows: int, *, forced: bool) -> DrainBatch:
+    def _read_batch(
+        self, checkpoint: Checkpoint, end: int, max_rows: int, *, forced: bool
+    ) -> DrainBatch:
         segment, start = checkpoint.segment, checkpoint.offset
         parts: list[SpanColumns] = []
         rows = 0
@@ -369,7 +372,7 @@ class WriteAheadLog:
 
     def _first_pending_appended_ns(self, checkpoint: Checkpoint) -> int | None:
         with self._cond:
-            segments = sorted((s, size) for s, size in self._sizes.items() if s >= checkpoint.segment)
+            segments = sorted(item for item in self._sizes.items() if item[0] >= checkpoint.segment)
         for segment, size in segments:
             start = checkpoint.offset if segment == checkpoint.segment else _FIRST_OFFSET
             if start < size:

@@ -93,6 +93,10 @@ def sdk_spans(count: int, service: str) -> list[ReadableSpan]:
     return list(memory.get_finished_spans())
 
 
+def sdk_exporter(receiver: ReceiverThread) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=SDK_TIMEOUT_S)
+
+
 def span_hex_ids(spans: list[ReadableSpan]) -> set[str]:
     return {format(span.context.span_id, "016x") for span in spans}
 
@@ -121,9 +125,8 @@ def test_outage_longer_than_the_sdk_retry_window_loses_nothing(
 
     storage.command("DETACH TABLE otel_traces")
     outage_started = time.monotonic()
-    direct_exporter = OTLPSpanExporter(endpoint=direct.endpoint, insecure=True, timeout=SDK_TIMEOUT_S)
-    logged_exporter = OTLPSpanExporter(endpoint=logged.endpoint, insecure=True, timeout=SDK_TIMEOUT_S)
-    assert direct_exporter.export(refused) is SpanExportResult.FAILURE
+    assert sdk_exporter(direct).export(refused) is SpanExportResult.FAILURE
+    logged_exporter = sdk_exporter(logged)
     for batch in accepted:
         assert logged_exporter.export(batch) is SpanExportResult.SUCCESS
     time.sleep(max(0.0, outage_started + SDK_TIMEOUT_S + 1.0 - time.monotonic()))
@@ -251,7 +254,8 @@ def read_span_ids(data_dir: Path) -> list[str]:
     code = (
         "import clickhouse_connect, sys;"
         "c = clickhouse_connect.get_client(interface='chdb', path=sys.argv[1]);"
-        "print('\\n'.join(r[0] for r in c.query('SELECT SpanId FROM otel.otel_traces').result_rows))"
+        "rows = c.query('SELECT SpanId FROM otel.otel_traces').result_rows;"
+        "print('\\n'.join(r[0] for r in rows))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, timeout=120

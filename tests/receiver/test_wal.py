@@ -223,7 +223,8 @@ def test_segment_from_a_newer_marshal_format_is_refused(tmp_path: Path) -> None:
         wal.append(spans_of(5, 1))
     (segment,) = segment_files(tmp_path)
     data = segment.read_bytes()
-    segment.write_bytes(SEGMENT_HEADER.pack(MAGIC, marshal.version + 1) + data[SEGMENT_HEADER.size :])
+    newer = SEGMENT_HEADER.pack(MAGIC, marshal.version + 1)
+    segment.write_bytes(newer + data[SEGMENT_HEADER.size :])
     with pytest.raises(WalError, match="drain the log with the Python version that wrote it"):
         open_log(tmp_path)
 
