@@ -6,13 +6,13 @@ The app opens its own clickhouse-connect client in ``lifespan`` and keeps it on
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from clickhouse_connect.driver.client import Client
 from fastapi import Depends, HTTPException, Request, status
 
 from otelhouse.settings import Settings
+from otelhouse.tokens import BearerTokens
 
 
 def get_settings(request: Request) -> Settings:
@@ -29,13 +29,7 @@ ClientDep = Annotated[Client, Depends(get_client)]
 
 def require_token(request: Request, settings: SettingsDep) -> None:
     """Bearer auth, on only when ``OTELHOUSE_API_TOKENS`` is set."""
-    tokens = settings.api_token_set
-    if not tokens:
-        return
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(
-        secrets.compare_digest(presented.strip(), token) for token in tokens
-    ):
+    if not BearerTokens(settings.api_token_set).accepts(request.headers.get("authorization")):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or wrong bearer token (see OTELHOUSE_API_TOKENS)",

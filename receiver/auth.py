@@ -7,7 +7,6 @@ reach storage; unknown methods and routes are refused the same way, never reveal
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
@@ -15,33 +14,10 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from otelhouse.tokens import BearerTokens
 from receiver.stats import IngestStats
 
 REFUSAL = "missing or wrong bearer token (see OTELHOUSE_OTLP_TOKENS)"
-
-
-class BearerTokens:
-    """The accepted tokens. Every token is compared in constant time, and all of them are
-    compared, so timing tells neither a token's prefix nor which token matched."""
-
-    def __init__(self, tokens: Iterable[str]) -> None:
-        self._tokens = tuple(token.encode() for token in tokens)
-
-    @property
-    def required(self) -> bool:
-        return bool(self._tokens)
-
-    def accepts(self, authorization: str | None) -> bool:
-        if not self._tokens:
-            return True
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        candidate = presented.strip().encode("utf-8", "replace")
-        matched = False
-        for token in self._tokens:
-            matched |= hmac.compare_digest(candidate, token)
-        return matched
 
 
 async def _deny(request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -29,7 +29,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from otelhouse.settings import Settings, split_host_port
-from receiver.auth import REFUSAL, BearerTokens, HttpBearerAuth
+from otelhouse.tokens import BearerTokens
+from receiver.auth import REFUSAL, HttpBearerAuth
 from receiver.ingest import (
     Decoder,
     IngestError,

@@ -8,7 +8,8 @@ import logging
 import grpc
 
 from otelhouse.settings import Settings
-from receiver.auth import BearerTokens, GrpcBearerAuth
+from otelhouse.tokens import BearerTokens
+from receiver.auth import GrpcBearerAuth
 from receiver.batcher import Batcher, Sink
 from receiver.grpc_service import TraceExportHandler
 from receiver.ingest import TraceIngest

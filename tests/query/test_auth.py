@@ -22,6 +22,7 @@ REFUSED_HEADERS = (
     {"Authorization": f"Basic {TOKENS[0]}"},
     {"Authorization": TOKENS[0]},
     {"Authorization": "Bearer "},
+    {"Authorization": "Bearer alpha-tokén".encode("latin-1")},
 )
 
 
