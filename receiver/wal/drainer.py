@@ -104,7 +104,7 @@ class Drainer:
                 if str(exc) != self._last_error:
                     log.warning("write-ahead log drain failed, retrying with backoff: %s", exc)
                 self._last_error = str(exc)
-                self._stop.wait(min(backoff, max(0.0, self._deadline - time.monotonic())))
+                self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:
                 if failed_attempts:
@@ -121,6 +121,12 @@ class Drainer:
         self._inserts += 1
         self._insert_seconds += elapsed
         self._last_insert_s = elapsed
+
+    def _pause(self, seconds: float) -> None:
+        """Back off; a stop request cuts the pause short only at the drain deadline, so a
+        shutdown against failing storage keeps retrying at the same pace instead of spinning."""
+        if self._stop.wait(seconds):
+            time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
 
     def _should_exit(self) -> bool:
         if not self._stop.is_set():

@@ -391,15 +391,17 @@ class WriteAheadLog:
         os.close(previous)
 
     def _create_segment(self, segment: int) -> int:
-        fd = os.open(
-            self._segment_path(segment), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
-        )
+        """A new segment with its header durable; on failure (disk full) no file is left
+        behind, so the next attempt can create it again."""
+        path = self._segment_path(segment)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
             _write_all(fd, [segment_header()])
             os.fsync(fd)
             fsync_directory(self._dir)
         except BaseException:
             os.close(fd)
+            path.unlink(missing_ok=True)
             raise
         return fd
 

@@ -266,6 +266,28 @@ def test_drainer_retries_the_same_batch_until_storage_accepts_it(tmp_path: Path)
     assert (stats.insert_failures, stats.inserts) == (3, len(stored))
 
 
+def test_stop_against_failing_storage_gives_up_at_the_deadline(tmp_path: Path) -> None:
+    attempts: list[float] = []
+
+    def failing_insert(spans: SpanColumns, token: str) -> None:
+        attempts.append(time.monotonic())
+        raise ConnectionError("storage down")
+
+    with open_log(tmp_path) as wal:
+        drainer = Drainer(wal, failing_insert, max_rows=10_000, min_backoff_s=0.1)
+        drainer.start()
+        wal.append(spans_of(10, 1))
+        wait_for_attempt = time.monotonic() + 5
+        while not attempts and time.monotonic() < wait_for_attempt:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert not drainer.stop(timeout_s=1.0)
+        elapsed = time.monotonic() - started
+        assert wal.stats().pending_rows == 10
+    assert 1.0 <= elapsed < 2.5
+    assert 3 <= len(attempts) <= 8, "retries must keep backing off during shutdown"
+
+
 def test_record_layout_is_length_crc_rows_time_payload(tmp_path: Path) -> None:
     spans = spans_of(3, 1)
     header, payload = encode_record(spans, 123)
