@@ -339,3 +339,23 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
         for span_id in convert_request(realistic_request(SPANS_PER_REQUEST, seed=seed)).spans.SpanId
     }
     assert expected <= set(stored), f"{len(expected - set(stored))} acknowledged spans lost"
+
+
+def test_serve_refuses_a_log_another_process_holds(tmp_path: Path) -> None:
+    wal_dir = tmp_path / "shared-wal"
+    with WriteAheadLog(wal_dir, max_bytes=1024**2, segment_bytes=256 * 1024, cache_rows=10):
+        result = subprocess.run(
+            [sys.executable, "-m", "otelhouse.cli", "serve", "--wal-dir", str(wal_dir)],
+            env={
+                **os.environ,
+                "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
+                "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+                "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+                "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert "open in another otelhouse process" in result.stderr, result.stderr
