@@ -1,0 +1,1 @@
+"""OTLP receivers: requests → rows, group commit, the write-ahead log."""
