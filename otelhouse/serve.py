@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.settings import Settings, split_host_port
+from otelhouse.asgi import HostedUvicorn
+from otelhouse.settings import Settings
 from receiver.http_service import OtlpHttpReceiver
 from receiver.metrics import wal_samples
 from receiver.server import GrpcReceiver
@@ -88,26 +89,24 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         raise
     reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
     api = _api_server(settings, receiver.health)
-    api_task = asyncio.create_task(_serve_api(api)) if api is not None else None
     try:
-        if api is not None and api_task is not None:
-            while not api.started and not api_task.done():
-                await asyncio.sleep(0.02)
-            if api_task.done():
+        if api is not None:
+            try:
+                await api.start()
+            except OSError as exc:
                 raise StartupError(
-                    f"cannot serve the query API on {settings.api_addr}; is another process "
-                    "using the port? Set --api-addr"
-                )
+                    f"cannot serve the query API on {settings.api_addr} ({exc}); is another "
+                    "process using the port? Set --api-addr"
+                ) from exc
+            log.info("query API on http://%s (docs at /docs)", settings.api_addr)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
-        if api is not None:
-            api.should_exit = True
         await asyncio.gather(receiver.stop(), otlp_http.stop())
         if wal is not None:
             await _close_wal(wal, settings.wal_drain_timeout_s)
-        if api_task is not None:
-            await asyncio.gather(api_task, return_exceptions=True)
+        if api is not None:
+            await api.stop()
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         writer.close()
@@ -176,27 +175,13 @@ def _tune_gc() -> None:
     gc.set_threshold(200_000, 50, 50)
 
 
-async def _serve_api(api) -> None:  # noqa: ANN001 - uvicorn.Server
-    """uvicorn exits the process when it cannot bind; turn that into a failed task."""
-    try:
-        await api.serve()
-    except SystemExit as exc:
-        raise OSError(f"query API server exited with status {exc.code}") from None
-
-
-def _api_server(settings: Settings, receiver_state: Callable[[], dict[str, object]]):
-    """The query API as a uvicorn server on the same event loop, when the API is installed;
-    its ``/healthz`` reports ``receiver_state`` (queue depth)."""
+def _api_server(
+    settings: Settings, receiver_state: Callable[[], dict[str, object]]
+) -> HostedUvicorn | None:
+    """The query API on the same event loop, when the API is installed; its ``/healthz``
+    reports ``receiver_state`` (queue depth)."""
     try:
         from query.app import create_app
     except ImportError:
         return None
-    import uvicorn
-
-    host, port = split_host_port(settings.api_addr)
-    app = create_app(settings, receiver_state=receiver_state)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    log.info("query API on http://%s:%d (docs at /docs)", host, port)
-    return server
+    return HostedUvicorn(create_app(settings, receiver_state=receiver_state), settings.api_addr)

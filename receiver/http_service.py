@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from otelhouse.asgi import HostedUvicorn
 from otelhouse.settings import Settings, split_host_port
 from otelhouse.tokens import BearerTokens
 from receiver.auth import REFUSAL, HttpBearerAuth
@@ -178,13 +179,6 @@ def metrics_endpoint(metrics: ReceiverMetrics) -> Callable[[Request], Awaitable[
     return render
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn that leaves signals to its host process (``otelhouse serve`` owns them)."""
-
-    def capture_signals(self) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
-
 class OtlpHttpReceiver:
     """uvicorn serving the OTLP/HTTP app on the running event loop, beside the gRPC server."""
 
@@ -199,32 +193,22 @@ class OtlpHttpReceiver:
             metrics=metrics,
         )
         self.port: int | None = None
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: HostedUvicorn | None = None
 
     async def start(self) -> int:
         """Binds before returning: ``OSError`` when the port is taken, ``TlsConfigError``
         for unusable TLS files."""
         tls = server_tls(self.settings)
-        host, port = split_host_port(self.settings.otlp_http_addr)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family)
-        config = uvicorn.Config(
+        self._server = HostedUvicorn(
             self.app,
-            log_config=None,
+            self.settings.otlp_http_addr,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=10,
             **(tls.uvicorn_options() if tls else {}),
         )
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started and not self._task.done():
-            await asyncio.sleep(0.01)
-        if self._task.done():
-            sock.close()
-            raise OSError(f"OTLP/HTTP server on {self.settings.otlp_http_addr} did not start")
-        self.port = sock.getsockname()[1]
+        self.port = await self._server.start()
+        host = split_host_port(self.settings.otlp_http_addr)[0]
         scheme = "https" if tls else "http"
         log.info("OTLP/HTTP receiver on %s://%s:%d/v1/traces", scheme, host, self.port)
         return self.port
@@ -232,7 +216,5 @@ class OtlpHttpReceiver:
     async def stop(self) -> None:
         """Stop accepting; requests in flight finish (their spans are flushed by the
         batcher's own stop, which the caller runs alongside)."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        await asyncio.gather(self._task, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop()
