@@ -79,16 +79,21 @@ class Batcher:
         if self._task is not None:
             await self._task
 
-    async def submit(self, spans: SpanColumns) -> None:
-        rows = len(spans)
-        if rows == 0:
-            return
+    def check_room(self, rows: int) -> None:
+        """Raise what ``submit`` would raise for ``rows`` spans now, so a caller can refuse a
+        request before paying to convert it."""
         if self._closing:
             raise BatcherClosed("receiver is shutting down")
         if self._queued_rows + rows > self._max_queued_rows and self._queued_rows > 0:
             raise Overloaded(
                 f"{self._queued_rows} spans are waiting for storage (bound {self._max_queued_rows})"
             )
+
+    async def submit(self, spans: SpanColumns) -> None:
+        rows = len(spans)
+        if rows == 0:
+            return
+        self.check_room(rows)
         item = _Pending(spans, asyncio.get_running_loop().create_future(), time.monotonic())
         self._pending.append(item)
         self._pending_rows += rows

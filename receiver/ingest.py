@@ -100,14 +100,15 @@ class TraceIngest:
         except IngestError as exc:
             self._count(exc)
             raise
-        converted = convert_request(request, self._limits)
-        stats.received += len(converted.spans) + converted.rejected
-        stats.rejected += converted.rejected
         try:
+            self._batcher.check_room(span_count(request))
+            converted = convert_request(request, self._limits)
+            stats.received += len(converted.spans) + converted.rejected
+            stats.rejected += converted.rejected
             await self._batcher.submit(converted.spans)
         except (Overloaded, BatcherClosed, SinkFailed) as exc:
             if not isinstance(exc, SinkFailed):
-                stats.refused += len(converted.spans)
+                stats.refused += span_count(request)
             error = RetryLater(_retry_reason(exc))
             self._count(error)
             raise error from None
@@ -135,6 +136,14 @@ class TraceIngest:
             stats.retry_later_requests += 1
         else:
             stats.invalid_requests += 1
+
+
+def span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(
+        len(scope_spans.spans)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+    )
 
 
 def _retry_reason(exc: Exception) -> str:
