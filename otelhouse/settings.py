@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         128, ge=0, description="Attributes kept per resource, span, event or link; more dropped."
     )
     max_attribute_value_bytes: int = Field(
+        64 * 1024, ge=32, description="Attribute values longer than this (UTF-8) are truncated."
+    )
+    max_events_per_span: int = Field(128, ge=0, description="Span events kept; more dropped.")
+    max_links_per_span: int = Field(128, ge=0, description="Span links kept; more dropped.")
+    max_attributes: int = Field(
+        128, ge=0, description="Attributes kept per resource, span, event or link; more dropped."
+    )
+    max_attribute_value_bytes: int = Field(
         64 * 1024, gt=0, description="Attribute values longer than this (UTF-8) are truncated."
     )
     max_events_per_span: int = Field(128, ge=0, description="Span events kept; more dropped.")

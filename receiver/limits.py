@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from otelhouse.settings import Settings
 
 UTF8_MAX_BYTES_PER_CHAR = 4
+MIN_VALUE_BYTES = 32
+"""Every int, bool and double renders within this, so only strings, bytes, arrays and maps
+need the length check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +36,11 @@ class ConvertLimits:
     max_value_depth: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("max_attributes", "max_value_bytes", "max_events", "max_links"):
+        for name in ("max_attributes", "max_events", "max_links"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.max_value_bytes < MIN_VALUE_BYTES:
+            raise ValueError(f"max_value_bytes must be >= {MIN_VALUE_BYTES}")
         if self.max_value_depth < 1:
             raise ValueError("max_value_depth must be >= 1")
 

@@ -375,3 +375,12 @@ def test_times_beyond_datetime64_reject_only_that_span(
     assert ("late" in converted.spans.SpanName) == stored
     assert converted.rejected == (0 if stored else 1)
     assert ("2^63 ns" in converted.error_message) == (not stored)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"max_value_bytes": 31}, {"max_attributes": -1}, {"max_events": -1}, {"max_value_depth": 0}],
+)
+def test_limits_refuse_values_that_cannot_hold(changes: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        ConvertLimits(**changes)
