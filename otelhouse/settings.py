@@ -69,14 +69,6 @@ class Settings(BaseSettings):
     )
     max_events_per_span: int = Field(128, ge=0, description="Span events kept; more dropped.")
     max_links_per_span: int = Field(128, ge=0, description="Span links kept; more dropped.")
-    max_attributes: int = Field(
-        128, ge=0, description="Attributes kept per resource, span, event or link; more dropped."
-    )
-    max_attribute_value_bytes: int = Field(
-        64 * 1024, gt=0, description="Attribute values longer than this (UTF-8) are truncated."
-    )
-    max_events_per_span: int = Field(128, ge=0, description="Span events kept; more dropped.")
-    max_links_per_span: int = Field(128, ge=0, description="Span links kept; more dropped.")
     batch_max_rows: int = Field(50_000, gt=0, description="Rows per storage insert, at most.")
     batch_max_delay_ms: int = Field(
         200, ge=0, description="Longest a span waits for its batch to fill before insert."
