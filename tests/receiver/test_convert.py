@@ -152,9 +152,13 @@ def test_every_field_is_mapped_as_the_collector_exporter_writes_it() -> None:
         (TRACE, b"", b""),
         (TRACE, SPAN, b"\x01" * 9),
     ],
-    ids=["short-trace", "zero-trace", "no-trace", "short-span", "zero-span", "no-span", "long-parent"],
+    ids=[
+        "short-trace", "zero-trace", "no-trace", "short-span", "zero-span", "no-span", "long-parent"
+    ],
 )
-def test_malformed_ids_reject_only_that_span(trace_id: bytes, span_id: bytes, parent_id: bytes) -> None:
+def test_malformed_ids_reject_only_that_span(
+    trace_id: bytes, span_id: bytes, parent_id: bytes
+) -> None:
     request = exhaustive_request()
     bad = request.resource_spans[0].scope_spans[0].spans.add()
     bad.CopyFrom(Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent_id, name="bad"))
