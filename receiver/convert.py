@@ -1,4 +1,5 @@
-"""OTLP trace request → ``otel_traces`` columns, as the Collector's ClickHouse exporter writes them.
+"""OTLP trace request → ``otel_traces`` columns, as the Collector's ClickHouse exporter
+writes them.
 
 A pure function (no I/O), so the exact mapping is tested without a server. It is also the
 hottest Python code in the receiver: attribute access dominates its cost, hence the local
