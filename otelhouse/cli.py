@@ -49,32 +49,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"otelhouse: invalid setting: {problems}") from None
 
 
-SERVE_SETTINGS = (
-    "data_dir",
-    "clickhouse_url",
-    "database",
-    "otlp_grpc_addr",
-    "otlp_http_addr",
-    "otlp_tokens",
-    "tls_cert_file",
-    "tls_key_file",
-    "api_addr",
-    "retention_days",
-    "max_request_bytes",
-    "max_attributes",
-    "max_attribute_value_bytes",
-    "max_events_per_span",
-    "max_links_per_span",
-    "batch_max_rows",
-    "batch_max_delay_ms",
-    "queue_max_rows",
-    "stats_interval_s",
-    "wal_enabled",
-    "wal_dir",
-    "wal_max_bytes",
-    "wal_segment_bytes",
-    "wal_drain_timeout_s",
-)
+SERVE_SETTINGS: tuple[str, ...] = tuple(Settings.model_fields)
 
 
 def _register_serve(subparsers: Any) -> None:
