@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from receiver.grpc_service import TRACE_SERVICE  # noqa: E402
 from storage import migrate, open_client  # noqa: E402
 from storage.traces import SpanColumns, insert_spans  # noqa: E402
 from tests.payloads import realistic_request  # noqa: E402
+from tests.serve_process import SERVE, free_port, serve_env  # noqa: E402
 
 DISTINCT_PAYLOADS = 64
 
@@ -94,12 +94,6 @@ def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float
     return statistics.median(rates[1:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -122,20 +116,8 @@ def end_to_end(
     extra_env: dict[str, str],
 ) -> tuple[float, float, float]:
     port = free_port()
-    env = {
-        **os.environ,
-        "OTELHOUSE_DATA_DIR": str(data_dir),
-        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{port}",
-        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
-        "OTELHOUSE_STATS_INTERVAL_S": "5",
-        **extra_env,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "otelhouse.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {**serve_env(data_dir, otlp_grpc_addr=f"127.0.0.1:{port}"), **extra_env}
+    server = subprocess.Popen(SERVE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     acked = [0] * clients
     stop = threading.Event()
     errors: list[str] = []

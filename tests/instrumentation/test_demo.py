@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from instrumentation import Instrumentation, instrument_app
 from instrumentation.demo.runner import DemoError, check_reachable
 from instrumentation.demo.services import Behaviour, create_inventory_app, create_shop_app
 from tests.instrumentation.conftest import serving
+from tests.serve_process import free_port
 
 Stored = Callable[..., list[dict[str, Any]]]
 REPO = Path(__file__).resolve().parents[2]
@@ -83,12 +83,6 @@ def test_failing_inventory_shows_as_errors_in_both_services(receiver: Any, store
     assert inventory_server["ParentSpanId"] == shop_client["SpanId"]
     assert (inventory_server["HttpStatusCode"], shop_server["HttpStatusCode"]) == (503, 502)
     assert shop_client["StatusCode"] == "Error"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_demo_refuses_to_start_without_a_receiver() -> None:

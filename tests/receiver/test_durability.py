@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,8 +32,8 @@ from receiver.wal.records import SEGMENT_HEADER
 from storage import open_client
 from storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
-from tests.otelhouse.test_serve import free_port
 from tests.payloads import realistic_request
+from tests.serve_process import free_port, query_store, run_serve, serve_env, start_serve
 
 SDK_TIMEOUT_S = 2.0
 """The exporters' deadline: the SDK retries UNAVAILABLE only within it, then drops the spans."""
@@ -216,23 +214,14 @@ CLIENTS = 4
 
 
 def serve_process(data_dir: Path, grpc_port: int) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "OTELHOUSE_DATA_DIR": str(data_dir),
-        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
-        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
-        "OTELHOUSE_BATCH_MAX_ROWS": "2048",
-        "OTELHOUSE_BATCH_MAX_DELAY_MS": "10",
-        "OTELHOUSE_WAL_DRAIN_TIMEOUT_S": "60",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "otelhouse.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = serve_env(
+        data_dir,
+        otlp_grpc_addr=f"127.0.0.1:{grpc_port}",
+        batch_max_rows=2048,
+        batch_max_delay_ms=10,
+        wal_drain_timeout_s=60,
     )
+    return start_serve(env)
 
 
 def pending_log_bytes(wal_dir: Path) -> int:
@@ -247,21 +236,6 @@ def pending_log_bytes(wal_dir: Path) -> int:
             elif number > checkpoint["segment"]:
                 total += size - SEGMENT_HEADER.size
     return total
-
-
-def read_span_ids(data_dir: Path) -> list[str]:
-    """From a fresh process: chdb allows one data directory per process."""
-    code = (
-        "import clickhouse_connect, sys;"
-        "c = clickhouse_connect.get_client(interface='chdb', path=sys.argv[1]);"
-        "rows = c.query('SELECT SpanId FROM otel.otel_traces').result_rows;"
-        "print('\\n'.join(r[0] for r in rows))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
 
 
 class LoadClients:
@@ -331,7 +305,7 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
     assert restarted.returncode == 0, output
     assert "replaying" in output, output
 
-    stored = read_span_ids(data_dir)
+    stored = query_store(data_dir, "SELECT SpanId FROM otel.otel_traces")
     assert len(stored) == len(set(stored)), "a span was stored twice"
     expected = {
         span_id
@@ -344,18 +318,6 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
 def test_serve_refuses_a_log_another_process_holds(tmp_path: Path) -> None:
     wal_dir = tmp_path / "shared-wal"
     with WriteAheadLog(wal_dir, max_bytes=1024**2, segment_bytes=256 * 1024, cache_rows=10):
-        result = subprocess.run(
-            [sys.executable, "-m", "otelhouse.cli", "serve", "--wal-dir", str(wal_dir)],
-            env={
-                **os.environ,
-                "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
-                "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{free_port()}",
-                "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
-                "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = run_serve(serve_env(tmp_path / "data"), "--wal-dir", str(wal_dir))
     assert result.returncode == 1
     assert "open in another otelhouse process" in result.stderr, result.stderr

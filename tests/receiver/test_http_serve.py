@@ -3,18 +3,15 @@ port, and the receiver's queue in the API's tokenless ``/healthz``."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.otelhouse.test_serve import free_port
 from tests.payloads import realistic_request
+from tests.serve_process import free_port, run_serve, serve_env, start_serve
 
 
 def wait_for(url: str, timeout_s: float = 60, **kwargs: object) -> httpx.Response:
@@ -30,23 +27,15 @@ def wait_for(url: str, timeout_s: float = 60, **kwargs: object) -> httpx.Respons
 
 def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> None:
     http_port, api_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{free_port()}",
-        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "OTELHOUSE_API_ADDR": f"127.0.0.1:{api_port}",
-        "OTELHOUSE_OTLP_TOKENS": "ingest-token",
-        "OTELHOUSE_API_TOKENS": "read-token",
-        "OTELHOUSE_QUEUE_MAX_ROWS": "5000",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otelhouse.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = serve_env(
+        tmp_path / "data",
+        otlp_http_addr=f"127.0.0.1:{http_port}",
+        api_addr=f"127.0.0.1:{api_port}",
+        otlp_tokens="ingest-token",
+        api_tokens="read-token",
+        queue_max_rows=5000,
     )
+    process = start_serve(env)
     auth = {"authorization": "Bearer ingest-token"}
     try:
         health = wait_for(f"http://127.0.0.1:{api_port}/healthz").json()
@@ -75,39 +64,15 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
 def test_serve_refuses_to_start_on_a_taken_otlp_http_port(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable, "-m", "otelhouse.cli", "serve",
-                "--otlp-http-addr", f"127.0.0.1:{port}",
-                "--otlp-grpc-addr", f"127.0.0.1:{free_port()}",
-                "--api-addr", f"127.0.0.1:{free_port()}",
-                "--data-dir", str(tmp_path / "data"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_serve(serve_env(tmp_path / "data"), "--otlp-http-addr", f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert "cannot listen for OTLP/HTTP" in result.stderr and "--otlp-http-addr" in result.stderr
 
 
 def test_serve_metrics_include_the_write_ahead_log(tmp_path: Path) -> None:
     http_port = free_port()
-    env = {
-        **os.environ,
-        "OTELHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "OTELHOUSE_WAL_ENABLED": "true",
-        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{free_port()}",
-        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otelhouse.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = serve_env(tmp_path / "data", wal_enabled=True, otlp_http_addr=f"127.0.0.1:{http_port}")
+    process = start_serve(env)
     metrics_url = f"http://127.0.0.1:{http_port}/metrics"
     try:
         before = wait_for(metrics_url).text

@@ -2,9 +2,9 @@
 
 Runs when ``OTELHOUSE_TEST_CLICKHOUSE_URL`` names a server (``http://user:pass@host:8123``,
 e.g. the compose stack's ClickHouse); each test gets a database of its own there, dropped
-afterwards. This module overrides the ``settings`` and ``storage`` fixtures, so the embedded
-suite's migration tests, imported below, run unchanged through ``storage.open_client`` in
-server mode.
+afterwards. This module overrides only the ``settings`` fixture (conftest's ``storage``
+migrates whatever ``settings`` names), so the embedded suite's migration tests, imported
+below, run unchanged through ``storage.open_client`` in server mode.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage import migrate, open_client
 from storage.traces import SpanColumns, insert_spans
 from tests.storage import test_migrations
 
@@ -39,17 +37,6 @@ def settings() -> Settings:
     parts = urlsplit(SERVER_URL)
     database = f"test_{uuid.uuid4().hex[:12]}"
     return Settings(clickhouse_url=urlunsplit(parts._replace(path=f"/{database}")))
-
-
-@pytest.fixture
-def storage(settings: Settings) -> Iterator[Client]:
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
-    client = open_client(settings)
-    yield client
-    client.close()
-    admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")
-    admin.close()
 
 
 def test_server_mode_is_in_force(settings: Settings, storage: Client) -> None:
