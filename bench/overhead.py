@@ -106,7 +106,7 @@ def configs(names: list[str], exporter: Callable[[], dict[str, Any]]) -> list[Co
         instrument = (
             None
             if settings is None
-            else lambda app, s=settings: instrument_app(app, "bench", **exporter(), **s)
+            else lambda app, s=settings: instrument_app(app, "bench", **{**s, **exporter()})
         )
         chosen.append(Config(name, instrument))
     return chosen
@@ -116,12 +116,16 @@ CONFIGS: dict[str, dict[str, Any] | None] = {
     "bare": None,
     "defaults": {},
     "minimal": {"trace_header": None, "correlate_logs": False},
+    "defaults-sdk": {"exporter": "sdk"},
+    "minimal-sdk": {"trace_header": None, "correlate_logs": False, "exporter": "sdk"},
     "contrib": {"engine": "contrib"},
     "contrib-all": {"engine": "contrib", "exclude_spans": ()},
 }
 """``defaults`` is the helper as shipped (lean server span, trace-id header, log correlation);
 ``minimal`` drops header and log correlation; ``contrib`` uses opentelemetry-instrumentation-
-fastapi with send/receive spans excluded, ``contrib-all`` with them kept."""
+fastapi with send/receive spans excluded, ``contrib-all`` with them kept. The ``-sdk``
+variants export with the SDK's OTLP/gRPC exporter instead of the helper's direct wire
+encoding (with ``--sink noop`` they equal their plain variants)."""
 
 SCOPE: dict[str, Any] = {
     "type": "http",
@@ -211,7 +215,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--configs",
         default=",".join(CONFIGS),
         help="comma-separated subset of bare, defaults (the helper as shipped), minimal (no "
-        "trace header, no log correlation), contrib (engine='contrib'), contrib-all (contrib "
+        "trace header, no log correlation), defaults-sdk and minimal-sdk (the same, exporting with "
+        "the SDK's protobuf encoder), contrib (engine='contrib'), contrib-all (contrib "
         "with its ASGI send/receive spans kept)",
     )
     parser.add_argument("--discard-sink", action="store_true", help=argparse.SUPPRESS)

@@ -126,7 +126,7 @@ def instrument_app(
     endpoint: str | None = None,
     protocol: str | None = None,
     headers: Mapping[str, str] | None = None,
-    exporter: SpanExporter | None = None,
+    exporter: SpanExporter | Literal["sdk"] | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     engine: Engine = "lean",
     excluded_urls: str | None = None,
@@ -142,8 +142,10 @@ def instrument_app(
     (``grpc``, the default, or ``http/protobuf``); ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``,
     ``_HEADERS``, ``_INSECURE``, ``_TIMEOUT``, ``_COMPRESSION`` for the exporter; ``OTEL_BSP_*``
     for batching; ``OTEL_TRACES_SAMPLER[_ARG]``; ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``.
-    ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one;
-    ``tracer_provider`` replaces the provider (then configure export on it yourself).
+    ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one,
+    or is ``"sdk"`` for the SDK's OTLP/gRPC exporter instead of the default one that writes
+    the same protobuf bytes directly (:mod:`instrumentation.otlp_encode`, about a third of
+    the CPU); ``tracer_provider`` replaces the provider (then configure export on it yourself).
 
     ``engine="lean"`` (default) makes one server span per request with
     :class:`~instrumentation.server_span.ServerSpanMiddleware`; ``engine="contrib"`` uses
@@ -179,8 +181,12 @@ def instrument_app(
                 service_name, service_version, environment, resource_attributes
             )
             provider = TracerProvider(resource=resource)
-            span_exporter = exporter or build_exporter(
-                resolve_protocol(protocol), endpoint, headers
+            span_exporter = (
+                exporter
+                if isinstance(exporter, SpanExporter)
+                else build_exporter(
+                    resolve_protocol(protocol), endpoint, headers, encoder=exporter or "wire"
+                )
             )
             provider.add_span_processor(BatchSpanProcessor(span_exporter))
             owns_provider = True
