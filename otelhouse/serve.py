@@ -34,9 +34,8 @@ class StartupError(RuntimeError):
 
 
 def describe_store(settings: Settings) -> str:
-    if settings.embedded:
-        return f"embedded ClickHouse (chdb) in {settings.data_dir.resolve()}"
-    return f"ClickHouse server at {settings.clickhouse_url}"
+    kind = "embedded ClickHouse (chdb) in" if settings.embedded else "ClickHouse server at"
+    return f"{kind} {settings.store_location}"
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:

@@ -143,6 +143,17 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def store_location(self) -> str:
+        """Where the data lives, fit for logs and error messages (no password)."""
+        if self.clickhouse_url is None:
+            return str(self.data_dir.resolve())
+        parts = urlsplit(self.clickhouse_url)
+        if parts.password is None:
+            return self.clickhouse_url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+
+    @property
     def embedded(self) -> bool:
         return self.clickhouse_url is None
 

@@ -43,7 +43,11 @@ def open_client(settings: Settings, *, database: str | None = None) -> Client:
             database=db or "__default__",
             connect_timeout=5,
             send_receive_timeout=60,
+            # The query API shares one client across worker threads; ClickHouse locks a
+            # session to one query at a time, and otelhouse keeps no session state.
+            autogenerate_session_id=False,
         )
     except Exception as exc:  # noqa: BLE001 - the driver raises many kinds; all mean "not now"
-        where = settings.data_dir if settings.embedded else settings.clickhouse_url
-        raise StorageUnavailable(f"cannot open ClickHouse at {where}: {exc}") from exc
+        raise StorageUnavailable(
+            f"cannot open ClickHouse at {settings.store_location}: {exc}"
+        ) from exc

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage import migrate, open_client
+from storage import StorageUnavailable, migrate, open_client
 from storage.migrations import VERSION_TABLE, applied_versions, load_migrations
 
 
@@ -70,3 +71,11 @@ def test_tables_match_collector_schema(settings: Settings, storage: Client) -> N
     assert indexes["idx_trace_id"] == "bloom_filter(0.001)"
     assert indexes["idx_span_attr_value"] == "bloom_filter(0.01)"
     assert indexes["idx_duration"] == "minmax"
+
+
+def test_unreachable_server_error_names_the_server_without_its_password() -> None:
+    settings = Settings(clickhouse_url="http://otel:s3cret@127.0.0.1:1/otel")
+    with pytest.raises(StorageUnavailable) as caught:
+        open_client(settings)
+    assert "http://otel:***@127.0.0.1:1/otel" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -72,3 +73,11 @@ def test_spans_round_trip_with_hot_columns(settings: Settings, storage: Client) 
         "SELECT TraceId FROM otel_traces_trace_id_ts GROUP BY TraceId ORDER BY TraceId"
     ).result_rows
     assert lookup == [("a" * 32,), ("b" * 32,)]
+
+
+def test_one_client_serves_concurrent_queries(storage: Client) -> None:
+    """The query API runs sync routes on worker threads over one client: a client bound to
+    one ClickHouse session would answer SESSION_IS_LOCKED here."""
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: storage.query(f"SELECT {n}, sleep(0.2)").result_rows, range(8)))
+    assert [rows[0][0] for rows in results] == list(range(8))
