@@ -205,9 +205,9 @@ def instrument_app(
 
     def build_middleware_stack() -> ASGIApp:
         stack = previous_build()
-        if trace_header:
-            stack = TraceIdHeaderMiddleware(stack, trace_header)
-        return ServerSpanMiddleware(stack, tracer, excluded) if applied == "lean" else stack
+        if applied == "lean":
+            return ServerSpanMiddleware(stack, tracer, excluded, trace_header)
+        return TraceIdHeaderMiddleware(stack, trace_header) if trace_header else stack
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
     app.middleware_stack = None

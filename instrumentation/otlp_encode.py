@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind
@@ -115,6 +116,15 @@ def attributes(tag: bytes, attrs: Attributes) -> bytes:
     return b"".join(fields)
 
 
+def _span_attributes(sdk_span: ReadableSpan) -> Attributes:
+    """The span's attributes without the read-only view and its per-key lookups: an ended
+    SDK span's ``BoundedAttributes`` is frozen, so its plain dict can be read as it is."""
+    attrs = sdk_span._attributes
+    if isinstance(attrs, BoundedAttributes) and attrs._immutable:
+        return attrs._dict
+    return sdk_span.attributes
+
+
 def _uint(tag: bytes, value: int | None) -> bytes:
     return tag + varint(value) if value else b""
 
@@ -185,13 +195,15 @@ def span(sdk_span: ReadableSpan) -> bytes:
     if sdk_span.end_time:
         out += b"\x41"
         out += _FIXED64(sdk_span.end_time)
-    out += attributes(b"\x4a", sdk_span.attributes)
+    out += attributes(b"\x4a", _span_attributes(sdk_span))
     out += _uint(b"\x50", sdk_span.dropped_attributes)
-    for event in sdk_span.events:
-        out += delimited(b"\x5a", _event(event))
+    if sdk_span._events:
+        for event in sdk_span.events:
+            out += delimited(b"\x5a", _event(event))
     out += _uint(b"\x60", sdk_span.dropped_events)
-    for link in sdk_span.links:
-        out += delimited(b"\x6a", _link(link))
+    if sdk_span._links:
+        for link in sdk_span.links:
+            out += delimited(b"\x6a", _link(link))
     out += _uint(b"\x70", sdk_span.dropped_links)
     status = sdk_span.status
     out += delimited(

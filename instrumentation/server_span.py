@@ -20,14 +20,21 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import ExcludeList, get_excluded_urls, parse_excluded_urls
 
-from instrumentation.trace_header import ASGIApp, Message, Receive, Send
+from instrumentation.trace_header import (
+    ASGIApp,
+    Message,
+    Receive,
+    Send,
+    add_trace_id,
+    header_name,
+)
 
 
 class _HeaderGetter(Getter[list[tuple[bytes, bytes]]]):
     """Reads propagation headers (``traceparent``, ``baggage``) from ASGI's header pairs."""
 
     def get(self, carrier: list[tuple[bytes, bytes]], key: str) -> list[str] | None:
-        wanted = key.lower().encode("latin-1")
+        wanted = header_name(key)
         found = [value.decode("latin-1") for name, value in carrier if name == wanted]
         return found or None
 
@@ -73,12 +80,23 @@ def route_template(scope: MutableMapping[str, Any]) -> str | None:
 class ServerSpanMiddleware:
     """One ``SERVER`` span per request, current while the app runs, continuing the caller's
     trace from ``traceparent``; an escaping exception is recorded on it with its stack trace
-    and makes its status ``Error``, as does a 5xx answer."""
+    and makes its status ``Error``, as does a 5xx answer.
 
-    def __init__(self, app: ASGIApp, tracer: trace.Tracer, excluded: ExcludeList) -> None:
+    With ``trace_header`` it also answers with the trace id, as
+    :class:`~instrumentation.trace_header.TraceIdHeaderMiddleware` would from inside it:
+    doing it here spares a middleware layer and a context lookup per request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tracer: trace.Tracer,
+        excluded: ExcludeList,
+        trace_header: str | None = None,
+    ) -> None:
         self.app = app
         self.tracer = tracer
         self.excluded = excluded
+        self.header = header_name(trace_header) if trace_header else None
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.excluded.url_disabled(scope.get("path", "")):
@@ -90,6 +108,7 @@ class ServerSpanMiddleware:
             method, context=parent, kind=SpanKind.SERVER, attributes=request_attributes(scope)
         )
         token = context.attach(trace.set_span_in_context(span, parent))
+        header = self.header
         status = 0
         raised = False
 
@@ -97,6 +116,8 @@ class ServerSpanMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if header is not None:
+                    add_trace_id(message, header, span.get_span_context())
             await send(message)
 
         try:
@@ -117,11 +138,14 @@ class ServerSpanMiddleware:
         span: trace.Span, scope: MutableMapping[str, Any], method: str, status: int, raised: bool
     ) -> None:
         route = route_template(scope)
+        attributes: dict[str, Any] = {}
         if route:
             span.update_name(f"{method} {route}")
-            span.set_attribute("http.route", route)
+            attributes["http.route"] = route
         if status:
-            span.set_attribute("http.response.status_code", status)
+            attributes["http.response.status_code"] = status
+        if attributes:
+            span.set_attributes(attributes)
         if status >= 500 and not raised:
             span.set_status(Status(StatusCode.ERROR))
 
