@@ -7,8 +7,10 @@ attributes. Groups are (service, type, normalised message), where normalising ma
 varies between occurrences of the same problem, in ClickHouse with ``replaceRegexpAll``, in
 this order: UUIDs → ``<uuid>``; hex words (``0x``-prefixed, or mixing digits with ``a-f``
 letters, e.g. ids and addresses) → ``<hex>``; any remaining digit run → ``<n>``.
-``ExceptionTypes`` (a MATERIALIZED column) lets the scan skip spans without exception events
-before expanding any event arrays.
+The events are read from ``otelhouse_exceptions`` (migration 0004), one row per exception
+event filled on insert by a materialized view: scanning them out of ``otel_traces`` read the
+whole event columns, since exceptions are spread over every granule. The time range applies
+to the event's own time.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from query.deps import ClientDep
 from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from query.params import TimeRange, TimeRangeDep
 from query.units import datetime_from_ns
-from storage.traces import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["exceptions"])
 
+EXCEPTIONS_TABLE = "otelhouse_exceptions"
 MAX_GROUPS = 1000
 Limit = limit_param(MAX_GROUPS, "exception groups")
 SAMPLE_TRACES = 5
@@ -72,20 +74,15 @@ class ExceptionsResponse(RangeResponse):
 def exceptions_query(
     time_range: TimeRange, service: str | None, limit: int
 ) -> tuple[str, dict[str, Any]]:
-    where = span_filter(time_range, service=service).and_("notEmpty(ExceptionTypes)")
-    message, mask_parameters = normalised("attributes['exception.message']")
+    where = span_filter(time_range, service=service)
+    message, mask_parameters = normalised("Message")
     sql = (
-        f"SELECT ServiceName AS service, attributes['exception.type'] AS type, "
-        f"{message} AS message, count() AS count, "
-        f"toUnixTimestamp64Nano(min(event_time)) AS first_seen_ns, "
-        f"toUnixTimestamp64Nano(max(event_time)) AS last_seen_ns, "
-        f"argMax(attributes['exception.stacktrace'], "
-        f"(attributes['exception.stacktrace'] != '', event_time)) AS sample_stacktrace, "
+        f"SELECT ServiceName AS service, Type AS type, {message} AS message, count() AS count, "
+        f"toUnixTimestamp64Nano(min(Timestamp)) AS first_seen_ns, "
+        f"toUnixTimestamp64Nano(max(Timestamp)) AS last_seen_ns, "
+        f"argMax(Stacktrace, (Stacktrace != '', Timestamp)) AS sample_stacktrace, "
         f"groupUniqArray({SAMPLE_TRACES})(TraceId) AS sample_trace_ids "
-        f"FROM {TRACES_TABLE} "
-        f"ARRAY JOIN Events.Timestamp AS event_time, Events.Name AS event_name, "
-        f"Events.Attributes AS attributes "
-        f"WHERE {where.sql} AND event_name = 'exception' "
+        f"FROM {EXCEPTIONS_TABLE} WHERE {where.sql} "
         f"GROUP BY service, type, message ORDER BY count DESC, service, type, message "
         f"LIMIT {{limit:UInt32}}"
     )

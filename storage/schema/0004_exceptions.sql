@@ -1,0 +1,45 @@
+-- One row per exception event, filled on insert by a materialized view. About 2% of spans
+-- carry an exception and they are spread over every granule, so grouping them from
+-- otel_traces reads the whole event columns (~0.5 s at 10M spans); this table holds only
+-- them. It is an addition no other writer needs to know: the view fills it whoever inserts
+-- into otel_traces (otelhouse or the Collector).
+CREATE TABLE IF NOT EXISTS ${database}.otelhouse_exceptions (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    Type LowCardinality(String) CODEC(ZSTD(1)),
+    Message String CODEC(ZSTD(1)),
+    Stacktrace String CODEC(ZSTD(1))
+) ENGINE = MergeTree
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, Type, Timestamp)
+${ttl_traces}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
+    non_replicated_deduplication_window = 10000;
+
+-- Backfill the exceptions already stored, once: only while the table is still empty, and
+-- before the view exists (serve migrates before its receivers start).
+INSERT INTO ${database}.otelhouse_exceptions
+SELECT event_time, ServiceName, TraceId, SpanId, attributes['exception.type'],
+       attributes['exception.message'], attributes['exception.stacktrace']
+FROM ${database}.otel_traces
+ARRAY JOIN `Events.Timestamp` AS event_time, `Events.Name` AS event_name,
+           `Events.Attributes` AS attributes
+WHERE event_name = 'exception'
+  AND (SELECT count() FROM ${database}.otelhouse_exceptions) = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${database}.otelhouse_exceptions_mv
+TO ${database}.otelhouse_exceptions
+AS SELECT
+    event_time AS Timestamp,
+    ServiceName,
+    TraceId,
+    SpanId,
+    attributes['exception.type'] AS Type,
+    attributes['exception.message'] AS Message,
+    attributes['exception.stacktrace'] AS Stacktrace
+FROM ${database}.otel_traces
+ARRAY JOIN `Events.Timestamp` AS event_time, `Events.Name` AS event_name,
+           `Events.Attributes` AS attributes
+WHERE event_name = 'exception';

@@ -1,0 +1,71 @@
+"""Migration 0004: ``otelhouse_exceptions`` holds every exception event of ``otel_traces``,
+backfilled once for data stored before the migration and filled on insert afterwards."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.settings import Settings
+from storage import migrate, open_client
+from storage.migrations import VERSION_TABLE
+from storage.traces import insert_spans
+from tests.query.spans import Event, Span, random_id, to_columns
+
+def spans_with_events(rng: random.Random, count: int) -> tuple[list[Span], set[tuple]]:
+    """Spans with exception and other events, and the exception rows expected from them."""
+    now = time.time_ns()
+    spans, expected = [], set()
+    for i in range(count):
+        trace_id, span_id = random_id(rng, 32), random_id(rng, 16)
+        start = now - rng.randrange(10**9, 10**11)
+        events = [Event(start + 1, "log", {"exception.type": "NotAnException"})]
+        for j in range(i % 3):
+            attributes = {
+                "exception.type": f"Error{j}",
+                "exception.message": f"failed {i}.{j}",
+                "exception.stacktrace": f"Traceback {i}" if j else "",
+            }
+            events.append(Event(start + 10 + j, "exception", attributes))
+            expected.add(
+                (start + 10 + j, f"svc{i % 2}", trace_id, span_id, f"Error{j}", f"failed {i}.{j}",
+                 f"Traceback {i}" if j else "")
+            )
+        spans.append(Span(f"svc{i % 2}", "op", start, 1000, trace_id, span_id, events=tuple(events)))
+    return spans, expected
+
+
+def stored(storage: Client) -> set[tuple]:
+    rows = storage.query(
+        "SELECT toUnixTimestamp64Nano(Timestamp), ServiceName, TraceId, SpanId, Type, Message, "
+        "Stacktrace FROM otelhouse_exceptions"
+    ).result_rows
+    assert len(rows) == len(set(rows)), "an exception event was stored twice"
+    return set(rows)
+
+
+def test_exception_events_are_backfilled_once_then_filled_on_insert(
+    settings: Settings, storage: Client
+) -> None:
+    rng = random.Random(4)
+    before, expected_before = spans_with_events(rng, 40)
+    insert_spans(storage, to_columns(before))
+    assert stored(storage) == expected_before
+
+    storage.command("DROP VIEW otelhouse_exceptions_mv")
+    storage.command("DROP TABLE otelhouse_exceptions")
+    storage.command(f"DELETE FROM {VERSION_TABLE} WHERE version = 4")
+    admin = open_client(settings, database="")
+    try:
+        assert migrate(admin, settings) == [4]
+        assert migrate(admin, settings) == []
+    finally:
+        admin.close()
+    assert stored(storage) == expected_before
+
+    after, expected_after = spans_with_events(rng, 30)
+    insert_spans(storage, to_columns(after), settings={"insert_deduplication_token": "t-1"})
+    insert_spans(storage, to_columns(after), settings={"insert_deduplication_token": "t-1"})
+    assert stored(storage) == expected_before | expected_after
