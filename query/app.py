@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from otelhouse import __version__
 from otelhouse.settings import Settings
+from otelhouse.tokens import BearerTokens
 from query.deps import require_token
 from query.routers import health
 from storage import open_client
@@ -23,6 +24,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.api_tokens = BearerTokens(settings.api_token_set)
         app.state.receiver_state = receiver_state
         app.state.client = open_client(settings)
         try:

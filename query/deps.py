@@ -27,9 +27,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
-    """Bearer auth, on only when ``OTELHOUSE_API_TOKENS`` is set."""
-    if not BearerTokens(settings.api_token_set).accepts(request.headers.get("authorization")):
+def require_token(request: Request) -> None:
+    """Bearer auth, on only when ``OTELHOUSE_API_TOKENS`` is set (tokens parsed once, in
+    ``lifespan``)."""
+    tokens: BearerTokens = request.app.state.api_tokens
+    if not tokens.accepts(request.headers.get("authorization")):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or wrong bearer token (see OTELHOUSE_API_TOKENS)",

@@ -100,15 +100,16 @@ class TraceIngest:
         except IngestError as exc:
             self._count(exc)
             raise
+        spans = span_count(request)
         try:
-            self._batcher.check_room(span_count(request))
+            self._batcher.check_room(spans)
             converted = convert_request(request, self._limits)
             stats.received += len(converted.spans) + converted.rejected
             stats.rejected += converted.rejected
             await self._batcher.submit(converted.spans)
         except (Overloaded, BatcherClosed, SinkFailed) as exc:
             if not isinstance(exc, SinkFailed):
-                stats.refused += span_count(request)
+                stats.refused += spans
             error = RetryLater(_retry_reason(exc))
             self._count(error)
             raise error from None
