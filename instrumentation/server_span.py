@@ -12,14 +12,19 @@ hooks, header capture and websocket spans, and is what ``opentelemetry-instrumen
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import ExcludeList, get_excluded_urls, parse_excluded_urls
 
+from instrumentation.span_attributes import (
+    CleanValue,
+    sampler_ignores_attributes,
+    set_clean_attributes,
+)
 from instrumentation.trace_header import (
     ASGIApp,
     Message,
@@ -30,24 +35,47 @@ from instrumentation.trace_header import (
 )
 
 
-class _HeaderGetter(Getter[list[tuple[bytes, bytes]]]):
-    """Reads propagation headers (``traceparent``, ``baggage``) from ASGI's header pairs."""
-
-    def get(self, carrier: list[tuple[bytes, bytes]], key: str) -> list[str] | None:
-        wanted = header_name(key)
-        found = [value.decode("latin-1") for name, value in carrier if name == wanted]
-        return found or None
-
-    def keys(self, carrier: list[tuple[bytes, bytes]]) -> list[str]:
-        return [name.decode("latin-1") for name, _ in carrier]
+EMPTY_CONTEXT = Context()
+"""The parent of a request that carries no propagation header: a new trace, whatever the
+server's own context holds (as ``propagate.extract`` gives for such a request)."""
 
 
-HEADER_GETTER = _HeaderGetter()
+class PropagationHeaders:
+    """Picks the headers the global propagator reads out of a request's, in one pass.
+
+    ``propagate.extract`` over the raw header list scans it once per propagated field
+    (``traceparent``, ``tracestate``, ``baggage``, ...); gathering them first costs one scan,
+    and a request without any (an edge request, a health probe) needs no extraction at all.
+    A header sent more than once is joined with commas, which HTTP defines as the same thing:
+    repeated ``baggage`` headers all count (the W3C propagator reads only one value), and a
+    repeated ``traceparent`` becomes invalid, as the trace-context spec wants."""
+
+    def __init__(self) -> None:
+        self._textmap: object = None
+        self._names: frozenset[bytes] = frozenset()
+
+    def _wanted(self) -> frozenset[bytes]:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._names = frozenset(header_name(field) for field in textmap.fields)
+            self._textmap = textmap
+        return self._names
+
+    def parent(self, headers: Iterable[tuple[bytes, bytes]]) -> Context:
+        """The context the request's headers continue, or :data:`EMPTY_CONTEXT`."""
+        wanted = self._wanted()
+        carrier: dict[str, str] = {}
+        for name, value in headers:
+            if name in wanted:
+                key, text = name.decode("latin-1"), value.decode("latin-1")
+                carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
+        return propagate.extract(carrier) if carrier else EMPTY_CONTEXT
 
 
-def request_attributes(scope: MutableMapping[str, Any]) -> dict[str, Any]:
-    """Stable HTTP server attributes from the ASGI scope, without parsing any URL."""
-    attributes: dict[str, Any] = {
+def request_attributes(scope: MutableMapping[str, Any]) -> dict[str, CleanValue]:
+    """Stable HTTP server attributes from the ASGI scope, without parsing any URL; only
+    ``str`` and ``int`` values, so they can skip the SDK's checks (:mod:`.span_attributes`)."""
+    attributes: dict[str, CleanValue] = {
         "http.request.method": scope["method"],
         "url.scheme": scope.get("scheme", "http"),
         "url.path": scope.get("path", ""),
@@ -58,7 +86,8 @@ def request_attributes(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     client = scope.get("client")
     if client:
         attributes["client.address"] = client[0]
-        attributes["client.port"] = client[1]
+        if client[1] is not None:
+            attributes["client.port"] = client[1]
     server = scope.get("server")
     if server:
         attributes["server.address"] = server[0]
@@ -97,16 +126,26 @@ class ServerSpanMiddleware:
         self.tracer = tracer
         self.excluded = excluded
         self.header = header_name(trace_header) if trace_header else None
+        self.propagation = PropagationHeaders()
+        self.attributes_after_start = sampler_ignores_attributes(tracer)
+
+    def _start(self, scope: MutableMapping[str, Any], parent: Context) -> trace.Span:
+        attributes = request_attributes(scope)
+        if not self.attributes_after_start:
+            return self.tracer.start_span(
+                scope["method"], context=parent, kind=SpanKind.SERVER, attributes=attributes
+            )
+        span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+        if span.is_recording():
+            set_clean_attributes(span, attributes)
+        return span
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.excluded.url_disabled(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        parent = propagate.extract(scope.get("headers", []), getter=HEADER_GETTER)
-        method = scope["method"]
-        span = self.tracer.start_span(
-            method, context=parent, kind=SpanKind.SERVER, attributes=request_attributes(scope)
-        )
+        parent = self.propagation.parent(scope.get("headers", ()))
+        span = self._start(scope, parent)
         token = context.attach(trace.set_span_in_context(span, parent))
         header = self.header
         status = 0
@@ -130,22 +169,22 @@ class ServerSpanMiddleware:
         finally:
             context.detach(token)
             if span.is_recording():
-                self._describe(span, scope, method, status, raised)
+                self._describe(span, scope, status, raised)
             span.end()
 
     @staticmethod
     def _describe(
-        span: trace.Span, scope: MutableMapping[str, Any], method: str, status: int, raised: bool
+        span: trace.Span, scope: MutableMapping[str, Any], status: int, raised: bool
     ) -> None:
         route = route_template(scope)
-        attributes: dict[str, Any] = {}
+        attributes: dict[str, CleanValue] = {}
         if route:
-            span.update_name(f"{method} {route}")
+            span.update_name(f"{scope['method']} {route}")
             attributes["http.route"] = route
         if status:
             attributes["http.response.status_code"] = status
         if attributes:
-            span.set_attributes(attributes)
+            set_clean_attributes(span, attributes)
         if status >= 500 and not raised:
             span.set_status(Status(StatusCode.ERROR))
 
