@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes
 
 logger = logging.getLogger(__name__)
@@ -205,12 +205,23 @@ def span(sdk_span: ReadableSpan) -> bytes:
         for link in sdk_span.links:
             out += delimited(b"\x6a", _link(link))
     out += _uint(b"\x70", sdk_span.dropped_links)
-    status = sdk_span.status
-    out += delimited(
-        b"\x7a", _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)
-    )
+    out += _status(sdk_span.status)
     out += _flags(_SPAN_FLAGS, parent)
     return bytes(out)
+
+
+_STATUS_WITHOUT_MESSAGE = {
+    code: delimited(b"\x7a", _uint(b"\x18", code.value)) for code in StatusCode
+}
+"""Most spans' status is a bare code (``UNSET`` above all), so its field is one of three."""
+
+
+def _status(status: Status) -> bytes:
+    if not status.description:
+        return _STATUS_WITHOUT_MESSAGE[status.status_code]
+    return delimited(
+        b"\x7a", _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)
+    )
 
 
 def _scope(scope: InstrumentationScope | None) -> bytes:
