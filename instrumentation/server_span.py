@@ -30,6 +30,7 @@ from instrumentation.trace_header import (
     Message,
     Receive,
     Send,
+    TraceIdHeaderMiddleware,
     add_trace_id,
     header_name,
 )
@@ -100,6 +101,18 @@ def request_attributes(scope: MutableMapping[str, Any]) -> dict[str, CleanValue]
     return attributes
 
 
+FASTAPI_TELEMETRY_KEY = "fastapi.telemetry"
+"""Where FastAPI's own telemetry keeps its per-request state in the ASGI scope."""
+
+
+def traced_by_fastapi(scope: MutableMapping[str, Any]) -> bool:
+    """True when FastAPI's own telemetry made this request's server span: it has claimed the
+    request in the scope and the span current around the middleware stack is recording."""
+    return (
+        scope.get(FASTAPI_TELEMETRY_KEY) is not None and trace.get_current_span().is_recording()
+    )
+
+
 def route_template(scope: MutableMapping[str, Any]) -> str | None:
     """The matched route's template (``/items/{item_id}``), once the router has run."""
     route = scope.get("route")
@@ -113,7 +126,12 @@ class ServerSpanMiddleware:
 
     With ``trace_header`` it also answers with the trace id, as
     :class:`~instrumentation.trace_header.TraceIdHeaderMiddleware` would from inside it:
-    doing it here spares a middleware layer and a context lookup per request."""
+    doing it here spares a middleware layer and a context lookup per request.
+
+    FastAPI (0.165 and later) makes a server span of its own when OpenTelemetry is configured
+    for it (a global tracer provider, or ``FastAPI(telemetry=...)``); that span starts outside
+    every middleware. A request FastAPI already traced gets no second span here, only the
+    trace header, as an app instrumented by ``opentelemetry-instrument`` does."""
 
     def __init__(
         self,
@@ -128,6 +146,9 @@ class ServerSpanMiddleware:
         self.header = header_name(trace_header) if trace_header else None
         self.propagation = PropagationHeaders()
         self.attributes_after_start = sampler_ignores_attributes(tracer)
+        self.header_only: ASGIApp = (
+            TraceIdHeaderMiddleware(app, trace_header) if trace_header else app
+        )
 
     def _start(self, scope: MutableMapping[str, Any], parent: Context) -> trace.Span:
         attributes = request_attributes(scope)
@@ -143,6 +164,9 @@ class ServerSpanMiddleware:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.excluded.url_disabled(scope.get("path", "")):
             await self.app(scope, receive, send)
+            return
+        if traced_by_fastapi(scope):
+            await self.header_only(scope, receive, send)
             return
         parent = self.propagation.parent(scope.get("headers", ()))
         span = self._start(scope, parent)

@@ -4,8 +4,8 @@ The SDK checks every attribute it is given (``BoundedAttributes``: type checks, 
 clean of the value, a lock per key). For a server span's dozen attributes that was the largest
 single step in tracing's cost per request: measured with ``bench/overhead.py``, about 10 µs of
 CPU out of ~55. The middleware builds those attributes itself, only as ``str`` and ``int``
-taken from the ASGI scope, so the checks can only ever pass; writing them straight into the
-span's attribute dict gives the same stored span for a quarter of the cost.
+taken from the ASGI scope, so the checks can only ever pass, and writing them straight into
+the span's attribute dict gives the same stored span.
 
 Two things the SDK's path does are kept by falling back to it:
 

@@ -308,3 +308,34 @@ def test_repeated_baggage_headers_all_reach_the_propagator() -> None:
     )
     assert answer.status_code == 200
     assert seen == [["region=eu", "tenant=acme"]]
+
+
+@pytest.mark.parametrize("fastapi_traces", [True, False], ids=["fastapi-traces", "metrics-only"])
+def test_a_request_fastapi_traced_itself_gets_no_second_server_span(fastapi_traces: bool) -> None:
+    pytest.importorskip("fastapi.telemetry", reason="FastAPI without its own telemetry")
+    theirs, ours = InMemorySpanExporter(), InMemorySpanExporter()
+    their_provider, our_provider = TracerProvider(), TracerProvider()
+    their_provider.add_span_processor(SimpleSpanProcessor(theirs))
+    our_provider.add_span_processor(SimpleSpanProcessor(ours))
+    app = FastAPI(
+        telemetry={"tracer_provider": their_provider, "tracing": fastapi_traces, "logs": False}
+    )
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    instrument_app(app, tracer_provider=our_provider, correlate_logs=False)
+    answer = TestClient(app).get("/items/5")
+
+    assert answer.status_code == 200
+    server_spans = [
+        span
+        for span in (*theirs.get_finished_spans(), *ours.get_finished_spans())
+        if span.kind is SpanKind.SERVER
+    ]
+    assert len(server_spans) == 1
+    (server,) = server_spans
+    assert server.name == "GET /items/{item_id}"
+    assert (server in theirs.get_finished_spans()) is fastapi_traces
+    assert answer.headers["x-trace-id"] == f"{server.context.trace_id:032x}"
