@@ -1,5 +1,6 @@
-"""Fixtures that start real components: the embedded ClickHouse engine, a real gRPC receiver
-on a free loopback port.
+"""Fixtures that start real components: the embedded ClickHouse engine, real gRPC and
+OTLP/HTTP receivers on free loopback ports (on one event loop, as ``otelhouse serve`` runs
+them).
 
 chdb serves one data directory per process, so the session shares one temporary directory
 and each test gets a database of its own in it.
@@ -19,9 +20,11 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
 from receiver.batcher import Sink
+from receiver.http_service import OtlpHttpReceiver
 from receiver.server import GrpcReceiver
 from storage import migrate, open_client
 from storage.traces import insert_spans
+from tests.receiver.http_harness import HttpReceiver
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +106,31 @@ def start_receiver(settings: Settings, storage: Client) -> Iterator[Callable[...
 @pytest.fixture
 def receiver(start_receiver: Callable[..., ReceiverThread]) -> ReceiverThread:
     return start_receiver()
+
+
+@pytest.fixture
+def start_http_receiver(
+    start_receiver: Callable[..., ReceiverThread],
+) -> Iterator[Callable[..., HttpReceiver]]:
+    """Factory like ``start_receiver``: gRPC and HTTP receivers sharing one batcher."""
+    started: list[HttpReceiver] = []
+
+    def start(sink: Sink | None = None, **changes: object) -> HttpReceiver:
+        thread = start_receiver(sink, otlp_http_addr="127.0.0.1:0", **changes)
+        grpc_receiver = thread.receiver
+        http = OtlpHttpReceiver(
+            grpc_receiver.settings, grpc_receiver.ingest, metrics=grpc_receiver.metrics
+        )
+        thread.call(http.start())
+        handle = HttpReceiver(thread, http, tls=grpc_receiver.settings.tls_cert_file is not None)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.thread.call(handle.http.stop())
+
+
+@pytest.fixture
+def http_receiver(start_http_receiver: Callable[..., HttpReceiver]) -> HttpReceiver:
+    return start_http_receiver()

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from instrumentation import instrument_app, instrumentation_of, uninstrument_app
 from tests.instrumentation.conftest import serving
+from tests.receiver.http_harness import HttpReceiver
 
 Stored = Callable[..., list[dict[str, Any]]]
 LOGGER = "tests.instrumentation.app"
@@ -61,14 +62,23 @@ def log_records() -> Records:
     logger.removeHandler(handler)
 
 
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def export_to(
+    request: pytest.FixtureRequest, start_http_receiver: Callable[..., HttpReceiver]
+) -> dict[str, str]:
+    """``instrument_app`` arguments that export to a real receiver over each OTLP protocol."""
+    http = start_http_receiver()
+    if request.param == "grpc":
+        return {"endpoint": http.thread.endpoint}
+    return {"endpoint": http.traces_url, "protocol": request.param}
+
+
 def test_server_span_carries_route_status_method_client_and_header(
-    receiver: Any, stored: Stored, log_records: Records, engine: str
+    export_to: dict[str, str], stored: Stored, log_records: Records, engine: str
 ) -> None:
     service = f"orders-{uuid.uuid4().hex[:8]}"
     app = make_app()
-    handle = instrument_app(
-        app, service, service_version="1.2.3", endpoint=receiver.endpoint, engine=engine
-    )
+    handle = instrument_app(app, service, service_version="1.2.3", engine=engine, **export_to)
     user_agent = f"pytest-agent/{uuid.uuid4().hex[:6]}"
     with serving(app) as base:
         answer = httpx.get(f"{base}/orders/17", headers={"user-agent": user_agent})

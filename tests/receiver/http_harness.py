@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 
 from receiver.http_service import OtlpHttpReceiver
-from tests.conftest import ReceiverThread
+
+if TYPE_CHECKING:
+    from tests.conftest import ReceiverThread
 
 StartHttpReceiver = Callable[..., "HttpReceiver"]
 
