@@ -42,13 +42,13 @@ def envelope(data: Any, *, total: int | None = None) -> dict[str, Any]:
     return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": None}
 
 
-def error_envelope(code: int, message: str) -> dict[str, Any]:
+def error_envelope(code: int, *messages: str) -> dict[str, Any]:
     return {
         "data": None,
         "total": 0,
         "limit": 0,
         "offset": 0,
-        "errors": [{"code": code, "msg": message}],
+        "errors": [{"code": code, "msg": message} for message in messages],
     }
 
 

@@ -3,7 +3,8 @@
 Jaeger clients send times as epoch microseconds (``start``, ``end``) or a ``lookback``
 (``1h``, ``2d``), durations in Go syntax (``100ms``, ``1.5s``, ``1m30s``), and tags as a JSON
 object (``tags={"http.status_code":"500"}``) or repeated ``tag=key:value``. Each malformed
-value raises ``BadParameter`` naming it; the router answers 422 in Jaeger's error envelope.
+value raises ``BadParameter`` naming it; the router answers 400 in Jaeger's error envelope,
+as Jaeger does.
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ def span_match(
     kind = remaining.pop("span.kind", None)
     if kind is not None and kind not in OTEL_KINDS:
         raise BadParameter("tags", f"span.kind must be one of {', '.join(OTEL_KINDS)}")
+    shortest = parse_duration(min_duration, "minDuration") if min_duration else None
+    longest = parse_duration(max_duration, "maxDuration") if max_duration else None
+    if shortest and longest and longest < shortest:
+        raise BadParameter("maxDuration", "must not be shorter than minDuration")
     return SpanMatch(
         service=service or None,
         operation=operation or None,
@@ -146,6 +151,6 @@ def span_match(
         error=None if error is None else error == "true",
         attributes=tuple(remaining.items()),
         resource_attributes=True,
-        min_duration_ns=parse_duration(min_duration, "minDuration") if min_duration else None,
-        max_duration_ns=parse_duration(max_duration, "maxDuration") if max_duration else None,
+        min_duration_ns=shortest,
+        max_duration_ns=longest,
     )

@@ -3,18 +3,27 @@
 Point Grafana's Jaeger datasource (URL ``http://<otelhouse>/jaeger``) or Jaeger UI's query
 base at it. Services and operations are listed over the whole retention, as Jaeger does;
 searches are bounded by ``start``/``end`` or ``lookback`` (capped like ``/api/v1``).
-Errors come in Jaeger's envelope: malformed parameters 422, unknown traces 404.
+Errors come in Jaeger's envelope with Jaeger's codes: 400 for any malformed parameter
+(FastAPI's own validation included, see ``query/jaeger_errors.py``), 404 for unknown traces.
+Unlike Jaeger, a search without ``service`` is allowed: it spans every service.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from query.deps import ClientDep
-from query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, error_envelope, jaeger_trace
+from query.jaeger_errors import (
+    MALFORMED,
+    NOT_FOUND,
+    OTHER_CLIENT_ERRORS,
+    JaegerRoute,
+    error_response,
+)
+from query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, jaeger_trace
 from query.jaeger_params import (
     MAX_LIMIT,
     BadParameter,
@@ -26,7 +35,9 @@ from query.jaeger_params import (
 from query.trace_fetch import fetch_traces, normalise_trace_id
 from query.trace_search import matching_trace_ids_query, query_ids
 
-router = APIRouter(prefix="/jaeger/api", tags=["jaeger"])
+router = APIRouter(
+    prefix="/jaeger/api", tags=["jaeger"], route_class=JaegerRoute, responses=OTHER_CLIENT_ERRORS
+)
 
 SERVICES_SQL = "SELECT DISTINCT ServiceName FROM otel_traces ORDER BY ServiceName"
 OPERATION_NAMES_SQL = (
@@ -40,14 +51,11 @@ OPERATIONS_SQL = (
 )
 
 OptionalText = Annotated[str | None, Query()]
+SpanKind = Literal["", "server", "client", "producer", "consumer", "internal"]
 
 
 def _ok(data: Any) -> JSONResponse:
     return JSONResponse(envelope(data))
-
-
-def _error(code: int, message: str) -> JSONResponse:
-    return JSONResponse(error_envelope(code, message), status_code=code)
 
 
 def _jaeger_trace_id(value: str) -> str | None:
@@ -74,23 +82,21 @@ def service_operations(client: ClientDep, service: str) -> JSONResponse:
     return _ok([row[0] for row in rows])
 
 
-@router.get("/operations")
+@router.get("/operations", responses=MALFORMED)
 def operations(
-    client: ClientDep, service: OptionalText = None, spanKind: OptionalText = None  # noqa: N803
+    client: ClientDep,
+    service: Annotated[str, Query(min_length=1)],
+    spanKind: Annotated[SpanKind, Query(description="Empty: every kind.")] = "",  # noqa: N803
 ) -> JSONResponse:
     """Operations of ``service`` with their kind, optionally only one kind."""
-    if not service:
-        return _error(422, "service: required")
-    if spanKind and spanKind not in OTEL_KINDS:
-        return _error(422, f"spanKind: expected one of {', '.join(OTEL_KINDS)}")
     rows = client.query(
         OPERATIONS_SQL,
-        parameters={"service": service, "kind": OTEL_KINDS.get(spanKind or "", "")},
+        parameters={"service": service, "kind": OTEL_KINDS.get(spanKind, "")},
     ).result_rows
     return _ok([{"name": name, "spanKind": JAEGER_KINDS.get(kind, "")} for name, kind in rows])
 
 
-@router.get("/traces")
+@router.get("/traces", responses=MALFORMED)
 def find_traces(
     client: ClientDep,
     service: OptionalText = None,
@@ -120,17 +126,17 @@ def find_traces(
             )
             trace_ids = query_ids(client, query)
     except BadParameter as exc:
-        return _error(422, str(exc))
+        return error_response(400, str(exc))
     traces = fetch_traces(client, trace_ids)
     return _ok([jaeger_trace(tid, spans) for tid, spans in traces.items()])
 
 
-@router.get("/traces/{trace_id}")
+@router.get("/traces/{trace_id}", responses={**MALFORMED, **NOT_FOUND})
 def get_trace(client: ClientDep, trace_id: str) -> JSONResponse:
     normalised = _jaeger_trace_id(trace_id)
     if normalised is None:
-        return _error(400, "traceID: expected up to 32 hexadecimal characters")
+        return error_response(400, "traceID: expected up to 32 hexadecimal characters")
     traces = fetch_traces(client, [normalised])
     if not traces:
-        return _error(404, f"trace not found: {normalised}")
+        return error_response(404, f"trace not found: {normalised}")
     return _ok([jaeger_trace(normalised, traces[normalised])])

@@ -247,38 +247,57 @@ def test_search_limit_lookback_and_trace_ids(api: TestClient, shop: list[SpanSpe
     assert [t["traceID"] for t in by_id] == [newest[3], newest[0]]
 
 
-@pytest.mark.parametrize(
-    ("path", "params", "parameter"),
-    [
-        ("/jaeger/api/traces", {"minDuration": "abc"}, "minDuration"),
-        ("/jaeger/api/traces", {"maxDuration": "-1s"}, "maxDuration"),
-        ("/jaeger/api/traces", {"maxDuration": "3d"}, "maxDuration"),
-        ("/jaeger/api/traces", {"tags": "not json"}, "tags"),
-        ("/jaeger/api/traces", {"tags": "[1]"}, "tags"),
-        ("/jaeger/api/traces", {"tags": '{"a": {"b": 1}}'}, "tags"),
-        ("/jaeger/api/traces", {"tags": '{"error": "maybe"}'}, "tags"),
-        ("/jaeger/api/traces", {"tags": '{"span.kind": "sideways"}'}, "tags"),
-        ("/jaeger/api/traces", {"tag": "no-colon"}, "tag"),
-        ("/jaeger/api/traces", {"limit": "-1"}, "limit"),
-        ("/jaeger/api/traces", {"limit": "ten"}, "limit"),
-        ("/jaeger/api/traces", {"start": "yesterday"}, "start"),
-        ("/jaeger/api/traces", {"end": "1.5"}, "end"),
-        ("/jaeger/api/traces", {"start": "2000", "end": "1000"}, "start"),
-        ("/jaeger/api/traces", {"lookback": "forever"}, "lookback"),
-        ("/jaeger/api/traces", {"lookback": "90d"}, "start"),
-        ("/jaeger/api/traces", {"traceID": "zz"}, "traceID"),
-        ("/jaeger/api/operations", {}, "service"),
-        ("/jaeger/api/operations", {"service": "cart", "spanKind": "Server"}, "spanKind"),
-    ],
-)
-def test_malformed_parameters_answer_422_in_the_envelope(
-    api: TestClient, path: str, params: dict[str, str], parameter: str
+MALFORMED: list[tuple[str, dict[str, str], str, str]] = [
+    ("/jaeger/api/traces", {"minDuration": "abc"}, "minDuration", "such as 100ms"),
+    ("/jaeger/api/traces", {"maxDuration": "-1s"}, "maxDuration", "such as 100ms"),
+    ("/jaeger/api/traces", {"maxDuration": "3d"}, "maxDuration", "such as 100ms"),
+    ("/jaeger/api/traces", {"minDuration": "2s", "maxDuration": "1s"}, "maxDuration", "shorter"),
+    ("/jaeger/api/traces", {"tags": "not json"}, "tags", "JSON object"),
+    ("/jaeger/api/traces", {"tags": "[1]"}, "tags", "JSON object"),
+    ("/jaeger/api/traces", {"tags": '{"a": {"b": 1}}'}, "tags", "string, number or bool"),
+    ("/jaeger/api/traces", {"tags": '{"error": "maybe"}'}, "tags", "true or false"),
+    ("/jaeger/api/traces", {"tags": '{"span.kind": "sideways"}'}, "tags", "server"),
+    ("/jaeger/api/traces", {"tag": "no-colon"}, "tag", "key:value"),
+    ("/jaeger/api/traces", {"limit": "-1"}, "limit", "positive integer"),
+    ("/jaeger/api/traces", {"limit": "ten"}, "limit", "positive integer"),
+    ("/jaeger/api/traces", {"start": "yesterday"}, "start", "epoch microseconds"),
+    ("/jaeger/api/traces", {"end": "1.5"}, "end", "epoch microseconds"),
+    ("/jaeger/api/traces", {"start": "2000", "end": "1000"}, "start", "before end"),
+    ("/jaeger/api/traces", {"lookback": "forever"}, "lookback", "1h"),
+    ("/jaeger/api/traces", {"lookback": "90d"}, "start", "31 days"),
+    ("/jaeger/api/traces", {"traceID": "zz"}, "traceID", "hexadecimal"),
+    ("/jaeger/api/traces/xyz", {}, "traceID", "hexadecimal"),
+    ("/jaeger/api/operations", {}, "service", "required"),
+    ("/jaeger/api/operations", {"service": ""}, "service", "at least 1 character"),
+    ("/jaeger/api/operations", {"service": "cart", "spanKind": "Server"}, "spanKind", "'server'"),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "parameter", "expected"), MALFORMED)
+def test_malformed_parameters_answer_400_in_the_envelope(
+    api: TestClient, path: str, params: dict[str, str], parameter: str, expected: str
 ) -> None:
     response = api.get(path, params=params)
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert {k: v for k, v in response.json().items() if k != "errors"} == {
+        "data": None, "total": 0, "limit": 0, "offset": 0
+    }
     [error] = envelope_errors(response)
-    assert error["code"] == 422
-    assert error["msg"].startswith(f"{parameter}:")
+    assert error["code"] == 400
+    assert error["msg"].startswith(f"{parameter}: ")
+    assert expected in error["msg"]
+
+
+def test_every_malformed_parameter_is_reported_and_only_jaeger_changes_the_status(
+    api: TestClient, storage: Client
+) -> None:
+    response = api.get("/jaeger/api/operations", params={"spanKind": "sideways"})
+    assert response.status_code == 400
+    assert [e["msg"].split(":")[0] for e in envelope_errors(response)] == ["service", "spanKind"]
+    assert {e["code"] for e in envelope_errors(response)} == {400}
+    native = api.get("/api/v1/services", params={"since": "soon"})
+    assert native.status_code == 422
+    assert native.json()["detail"][0]["loc"] == ["query", "since"]
 
 
 @pytest.mark.parametrize(
@@ -356,7 +375,7 @@ def test_injection_corpus_is_matched_literally(
             assert [t["traceID"] for t in response.json()["data"]] == [spec.trace_id]
         for parameter in ("minDuration", "start", "end", "lookback", "limit", "traceID"):
             response = api.get("/jaeger/api/traces", params={parameter: text})
-            assert response.status_code == 422, (parameter, text[:20])
+            assert response.status_code == 400, (parameter, text[:20])
         response = api.get(f"/jaeger/api/traces/{quote(text, safe='')}")
         assert response.status_code in (400, 404), text[:20]
         response = api.get(f"/jaeger/api/traces/{spec.trace_id.lstrip('0')}")
@@ -435,6 +454,10 @@ SEARCH_PARAMETERS = (
 def test_arbitrary_parameters_never_cause_a_server_error(
     api: TestClient, params: dict[str, str], kind: str
 ) -> None:
-    assert api.get("/jaeger/api/traces", params=params).status_code in (200, 422)
-    operations = api.get("/jaeger/api/operations", params={"service": "x", "spanKind": kind})
-    assert operations.status_code in (200, 422)
+    for response in (
+        api.get("/jaeger/api/traces", params=params),
+        api.get("/jaeger/api/operations", params={"service": "x", "spanKind": kind}),
+    ):
+        assert response.status_code in (200, 400)
+        if response.status_code == 400:
+            assert {e["code"] for e in envelope_errors(response)} == {400}
