@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Spans accepted but not yet stored before new requests get UNAVAILABLE.",
     )
+    max_inflight_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Request bodies (as received) held at once by OTLP requests not yet "
+        "answered; past it new requests get UNAVAILABLE / 503 with a retry delay.",
+    )
     stats_interval_s: float = Field(10.0, gt=0, description="Seconds between ingest log lines.")
     wal_enabled: bool = Field(
         True,

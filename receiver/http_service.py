@@ -113,10 +113,17 @@ def gunzip(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
+def declared_length(headers: Headers) -> int:
+    """``Content-Length``, or 0 for a body of unknown length (chunked): such a body counts
+    against the in-flight budget only once it has been read."""
+    declared = headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused as soon as it passes ``limit`` (before it is all read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request.headers)
+    if declared > limit:
         raise RequestTooLarge(f"request of {declared} bytes exceeds the {limit}-byte limit")
     body = bytearray()
     async for chunk in request.stream():
@@ -149,7 +156,8 @@ def create_otlp_http_app(
     async def take(request: Request) -> ExportTraceServiceResponse:
         try:
             decode = payload_decoder(request.headers, max_request_bytes)
-            payload = await read_body(request, max_request_bytes)
+            with ingest.hold(declared_length(request.headers)):
+                payload = await read_body(request, max_request_bytes)
         except IngestError as exc:
             ingest.refuse(exc)
         return await ingest.export(payload, decode)

@@ -7,7 +7,8 @@ is a response or one of the exceptions below, and each transport maps them to it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar, NoReturn
 
 from google.protobuf.any_pb2 import Any as AnyProto
@@ -22,10 +23,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
-from receiver.convert import convert_request
+from receiver.convert import Converted, convert_request
+from receiver.inflight import InflightBytes, InflightFull
 from receiver.limits import DEFAULT_LIMITS, ConvertLimits
 
 RETRY_AFTER_S = 1.0
+DEFAULT_MAX_INFLIGHT_BYTES = 256 * 1024 * 1024
 
 Decoder = Callable[[bytes], ExportTraceServiceRequest]
 
@@ -83,12 +86,34 @@ def decode_protobuf(payload: bytes) -> ExportTraceServiceRequest:
 
 class TraceIngest:
     """Takes decoded-or-raw requests into the batcher and answers only once they are stored
-    (or durably logged), counting every outcome in the batcher's ``IngestStats``."""
+    (or durably logged), counting every outcome in the batcher's ``IngestStats``.
 
-    def __init__(self, batcher: Batcher, limits: ConvertLimits = DEFAULT_LIMITS) -> None:
+    Memory has two bounds: the batcher's on spans waiting for storage, and ``inflight`` on
+    the bodies of requests not yet answered. Only the converted columns wait with a request;
+    its decoded protobuf tree, several times the body's size, is dropped before the wait."""
+
+    def __init__(
+        self,
+        batcher: Batcher,
+        limits: ConvertLimits = DEFAULT_LIMITS,
+        *,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    ) -> None:
         self._batcher = batcher
         self._limits = limits
         self.stats = batcher.stats
+        self.inflight = InflightBytes(max_inflight_bytes)
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes of the in-flight budget for the block, or raise ``RetryLater``
+        (not yet counted) when they do not fit now."""
+        try:
+            self.inflight.check(size)
+        except InflightFull as exc:
+            raise RetryLater(f"receiver busy, retry later: {exc}") from None
+        with self.inflight.reserve(size):
+            yield
 
     async def export(
         self, payload: bytes, decode: Decoder = decode_protobuf
@@ -96,20 +121,13 @@ class TraceIngest:
         stats = self.stats
         stats.requests += 1
         try:
-            request = decode(payload)
+            with self.hold(len(payload)):
+                converted = self._convert(payload, decode)
+                await self._batcher.submit(converted.spans)
         except IngestError as exc:
             self._count(exc)
             raise
-        spans = span_count(request)
-        try:
-            self._batcher.check_room(spans)
-            converted = convert_request(request, self._limits)
-            stats.received += len(converted.spans) + converted.rejected
-            stats.rejected += converted.rejected
-            await self._batcher.submit(converted.spans)
         except (Overloaded, BatcherClosed, SinkFailed) as exc:
-            if not isinstance(exc, SinkFailed):
-                stats.refused += spans
             error = RetryLater(_retry_reason(exc))
             self._count(error)
             raise error from None
@@ -121,6 +139,21 @@ class TraceIngest:
                 )
             )
         return response
+
+    def _convert(self, payload: bytes, decode: Decoder) -> Converted:
+        """Decode and convert, refusing before conversion when the queue has no room; the
+        decoded request is freed on return."""
+        request = decode(payload)
+        spans = span_count(request)
+        try:
+            self._batcher.check_room(spans)
+        except (Overloaded, BatcherClosed):
+            self.stats.refused += spans
+            raise
+        converted = convert_request(request, self._limits)
+        self.stats.received += len(converted.spans) + converted.rejected
+        self.stats.rejected += converted.rejected
+        return converted
 
     def refuse(self, error: IngestError) -> NoReturn:
         """Count a request its transport refused before ``export`` (say, an unsupported

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from receiver.stats import IngestStats, LatencyHistogram
 
 if TYPE_CHECKING:
+    from receiver.inflight import InflightBytes
     from receiver.wal.service import WalStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,6 +61,22 @@ WAL_COUNTERS = {
     "drained_rows": ("otelhouse_wal_drained_spans_total", "Spans stored from the log."),
     "refused_appends": ("otelhouse_wal_refused_appends_total", "Appends refused: budget full."),
 }
+
+
+def inflight_samples(inflight: InflightBytes) -> list[Sample]:
+    """How much of the in-flight budget requests hold (``--max-inflight-bytes``)."""
+    return [
+        Sample(
+            "otelhouse_receiver_inflight_bytes",
+            "Bodies of OTLP requests taken and not yet answered.",
+            inflight.held,
+        ),
+        Sample(
+            "otelhouse_receiver_inflight_max_bytes",
+            "In-flight budget; requests beyond it get UNAVAILABLE / 503.",
+            inflight.limit,
+        ),
+    ]
 
 
 def wal_samples(stats: WalStats) -> list[Sample]:

@@ -14,7 +14,7 @@ from receiver.batcher import Batcher, Sink
 from receiver.grpc_service import TraceExportHandler
 from receiver.ingest import TraceIngest
 from receiver.limits import ConvertLimits
-from receiver.metrics import ReceiverMetrics
+from receiver.metrics import ReceiverMetrics, inflight_samples
 from receiver.stats import IngestStats, LatencyHistogram, timed
 from receiver.tls import server_tls
 
@@ -42,13 +42,18 @@ class GrpcReceiver:
             max_queued_rows=settings.queue_max_rows,
             stats=self.stats,
         )
-        self.ingest = TraceIngest(self.batcher, ConvertLimits.from_settings(settings))
+        self.ingest = TraceIngest(
+            self.batcher,
+            ConvertLimits.from_settings(settings),
+            max_inflight_bytes=settings.max_inflight_bytes,
+        )
         self.metrics = ReceiverMetrics(
             self.stats,
             self.write_latency,
             lambda: self.batcher.queued_rows,
             settings.queue_max_rows,
         )
+        self.metrics.add_provider(lambda: inflight_samples(self.ingest.inflight))
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
@@ -88,6 +93,8 @@ class GrpcReceiver:
         return {
             "queued_spans": self.batcher.queued_rows,
             "queue_max_spans": self.settings.queue_max_rows,
+            "inflight_bytes": self.ingest.inflight.held,
+            "inflight_max_bytes": self.ingest.inflight.limit,
             "spans_stored": self.stats.stored,
         }
 

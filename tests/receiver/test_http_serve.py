@@ -34,12 +34,19 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
         otlp_tokens="ingest-token",
         api_tokens="read-token",
         queue_max_rows=5000,
+        max_inflight_bytes=3_000_000,
     )
     process = start_serve(env)
     auth = {"authorization": "Bearer ingest-token"}
     try:
         health = wait_for(f"http://127.0.0.1:{api_port}/healthz").json()
-        assert health["receiver"] == {"queued_spans": 0, "queue_max_spans": 5000, "spans_stored": 0}
+        assert health["receiver"] == {
+            "queued_spans": 0,
+            "queue_max_spans": 5000,
+            "inflight_bytes": 0,
+            "inflight_max_bytes": 3_000_000,
+            "spans_stored": 0,
+        }
         reply = httpx.post(
             f"http://127.0.0.1:{http_port}/v1/traces",
             content=realistic_request(64).SerializeToString(),
@@ -49,6 +56,8 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
         assert reply.status_code == 200
         metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics", headers=auth, timeout=10)
         assert "otelhouse_receiver_spans_received_total 64\n" in metrics.text
+        assert "otelhouse_receiver_inflight_bytes 0\n" in metrics.text
+        assert "otelhouse_receiver_inflight_max_bytes 3000000\n" in metrics.text
         assert httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).status_code == 401
         health = httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=10).json()
         assert health["status"] == "ok"

@@ -1,0 +1,45 @@
+"""A budget for the request bytes the receiver holds at once.
+
+The queue bound counts spans, but a request also holds its body until it is answered, and an
+answer waits for storage (or the log's fsync). Without a budget on bodies, memory grows with
+the number of concurrent requests times their size: a few hundred clients sending large
+batches against slow storage would take gigabytes before the span bound noticed anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class InflightFull(Exception):
+    """Taking this request now would pass the budget; the client should retry later."""
+
+
+class InflightBytes:
+    """Counts the bytes of requests taken and not yet answered, up to ``limit``.
+
+    A request larger than the whole budget is still taken when nothing else is in flight:
+    ``max_request_bytes`` says what size is acceptable, this only says how many at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def check(self, size: int) -> None:
+        """Raise :class:`InflightFull` if a request of ``size`` bytes would not fit now."""
+        if self.held and self.held + size > self.limit:
+            raise InflightFull(
+                f"{self.held} bytes of requests are in flight (bound {self.limit}); "
+                f"this one of {size} bytes would pass it"
+            )
+
+    @contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes of the budget until the request is answered."""
+        self.check(size)
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size
