@@ -57,14 +57,28 @@ def sampler_ignores_attributes(tracer: trace.Tracer) -> bool:
     return isinstance(tracer, SdkTracer) and _ignores_attributes(tracer.sampler)
 
 
+def _sdk_internals_known() -> bool:
+    """Whether ``BoundedAttributes`` still keeps what the shortcut writes to; an SDK release
+    that renames them makes every span take ``set_attributes`` instead of failing."""
+    probe = BoundedAttributes(immutable=False)
+    return all(
+        hasattr(probe, name) for name in ("_dict", "_lock", "_immutable", "maxlen", "max_value_len")
+    )
+
+
+SDK_INTERNALS_KNOWN = _sdk_internals_known()
+
+
 def set_clean_attributes(span: trace.Span, attributes: Mapping[str, CleanValue]) -> None:
     """Add ``attributes`` (``str`` and ``int`` values only) to a recording span.
 
     Straight into an SDK span's attribute dict when no limit applies to them, otherwise (a
-    limit that could drop or cut one, another kind of span) through ``set_attributes``."""
-    held = span._attributes if isinstance(span, SdkSpan) else None
+    limit that could drop or cut one, another kind of span, an SDK whose internals differ)
+    through ``set_attributes``."""
+    held = getattr(span, "_attributes", None) if isinstance(span, SdkSpan) else None
     if (
-        not isinstance(held, BoundedAttributes)
+        not SDK_INTERNALS_KNOWN
+        or not isinstance(held, BoundedAttributes)
         or held.max_value_len is not None
         or (held.maxlen is not None and len(held) + len(attributes) > held.maxlen)
     ):

@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from instrumentation import instrument_app
+from instrumentation import span_attributes
 from instrumentation.span_attributes import sampler_ignores_attributes, set_clean_attributes
 
 USER_AGENT = "server-span-test/2.0 (+https://example.invalid/a/rather/long/user/agent)"
@@ -139,7 +140,15 @@ def test_a_tracer_that_is_not_the_sdks_does_not_take_the_shortcut() -> None:
     assert sampler_ignores_attributes(trace.NoOpTracer()) is False
 
 
-def test_shortcut_span_has_exactly_the_attributes_of_the_sdk_path() -> None:
+def test_the_installed_sdk_keeps_what_the_shortcut_writes_to() -> None:
+    assert span_attributes.SDK_INTERNALS_KNOWN
+
+
+@pytest.mark.parametrize("internals_known", [True, False], ids=["shortcut", "sdk-path"])
+def test_shortcut_span_has_exactly_the_attributes_of_the_sdk_path(
+    internals_known: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(span_attributes, "SDK_INTERNALS_KNOWN", internals_known)
     traced = Traced()
     span = traced.get("/items/7")
     assert dict(span.attributes) == expected_attributes("/items/7")
