@@ -16,12 +16,12 @@ from collections.abc import Callable
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.asgi import HostedUvicorn
-from otelhouse.settings import Settings
+from otelhouse.settings import Settings, split_host_port
 from receiver.http_service import OtlpHttpReceiver
 from receiver.metrics import wal_samples
 from receiver.server import GrpcReceiver
 from receiver.stats import report_periodically
-from receiver.tls import TlsConfigError
+from receiver.tls import TlsConfigError, server_tls
 from receiver.wal import WalError, WalService
 from storage import StorageUnavailable, migrate, open_client
 from storage.traces import SpanColumns, insert_spans
@@ -87,17 +87,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         admin.close()
         raise
     reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
-    api = _api_server(settings, receiver.health)
+    api: HostedUvicorn | None = None
     try:
-        if api is not None:
-            try:
-                await api.start()
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot serve the query API on {settings.api_addr} ({exc}); is another "
-                    "process using the port? Set --api-addr"
-                ) from exc
-            log.info("query API on http://%s (docs at /docs)", settings.api_addr)
+        api = await _start_api(settings, receiver.health)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
@@ -174,13 +166,32 @@ def _tune_gc() -> None:
     gc.set_threshold(200_000, 50, 50)
 
 
-def _api_server(
+async def _start_api(
     settings: Settings, receiver_state: Callable[[], dict[str, object]]
 ) -> HostedUvicorn | None:
     """The query API on the same event loop, when the API is installed; its ``/healthz``
-    reports ``receiver_state`` (queue depth)."""
+    reports ``receiver_state`` (queue depth). It uses the receivers' certificate, so one
+    ``--tls-cert-file`` leaves no listener in plaintext."""
     try:
         from query.app import create_app
     except ImportError:
         return None
-    return HostedUvicorn(create_app(settings, receiver_state=receiver_state), settings.api_addr)
+    try:
+        tls = server_tls(settings)
+    except TlsConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    api = HostedUvicorn(
+        create_app(settings, receiver_state=receiver_state),
+        settings.api_addr,
+        **(tls.uvicorn_options() if tls else {}),
+    )
+    try:
+        port = await api.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve the query API on {settings.api_addr} ({exc}); is another "
+            "process using the port? Set --api-addr"
+        ) from exc
+    host = split_host_port(settings.api_addr)[0]
+    log.info("query API on %s://%s:%d (docs at /docs)", "https" if tls else "http", host, port)
+    return api

@@ -2,8 +2,12 @@
 
 It talks HTTP to a running ``otelhouse serve`` (in embedded mode only that process may open
 the data directory), at ``--url`` or the address in ``OTELHOUSE_API_ADDR``, with the bearer
-token from ``--token`` or ``OTELHOUSE_API_TOKEN``. Each subcommand is a :class:`View`: which
-endpoint it asks, with which query parameters, and which columns it shows.
+token from ``--token`` or ``OTELHOUSE_API_TOKEN``. A server with ``--tls-cert-file`` answers
+only https; ``--ca-file`` names the CA to trust when the system's do not (a self-signed
+certificate is its own CA).
+
+Each subcommand is a :class:`View`: which endpoint it asks, with which query parameters, and
+which columns it shows.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,18 +29,21 @@ from otelhouse.settings import Settings, split_host_port
 
 TOKEN_ENV = "OTELHOUSE_API_TOKEN"
 ADDR_ENV = "OTELHOUSE_API_ADDR"
+TLS_ENV = "OTELHOUSE_TLS_CERT_FILE"
 
 
 def default_url() -> str:
-    """The API address ``otelhouse serve`` would listen on with the same environment; a
-    wildcard listen address is reached on loopback."""
+    """The API address ``otelhouse serve`` would listen on with the same environment (https
+    when that environment gives it a certificate); a wildcard listen address is reached on
+    loopback."""
     addr = os.environ.get(ADDR_ENV) or Settings.model_fields["api_addr"].default
     try:
         host, port = split_host_port(addr)
     except ValueError:
         raise SystemExit(f"otelhouse query: {ADDR_ENV}={addr!r} is not host:port") from None
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if os.environ.get(TLS_ENV) else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +248,15 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection and range")
     group.add_argument(
-        "--url", help=f"API base URL [default http://${ADDR_ENV}, else http://127.0.0.1:8080]"
+        "--url",
+        help=f"API base URL, http:// or https:// [default http://${ADDR_ENV} (https:// when "
+        f"{TLS_ENV} is set, as serve would), else http://127.0.0.1:8080]",
+    )
+    group.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="CA certificate(s) to trust for an https:// API instead of the system's; for a "
+        "self-signed serve --tls-cert-file, that file itself",
     )
     group.add_argument("--token", help=f"bearer token [env {TOKEN_ENV}]")
     group.add_argument("--json", action="store_true", help="print the API's JSON answer")
@@ -283,15 +299,17 @@ def fetch(args: argparse.Namespace, view: View) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    verify = _trust(args.ca_file)
     try:
         response = httpx.get(
-            base + view.path(args), params=params, headers=headers, timeout=args.timeout
+            base + view.path(args),
+            params=params,
+            headers=headers,
+            timeout=args.timeout,
+            verify=verify,
         )
     except httpx.TransportError as exc:
-        raise SystemExit(
-            f"otelhouse query: cannot reach the otelhouse API at {base} ({exc}). "
-            f"Is `otelhouse serve` running? Point --url or {ADDR_ENV} at it."
-        ) from None
+        raise SystemExit(f"otelhouse query: {_unreachable(base, exc)}") from None
     if response.status_code == 401:
         raise SystemExit(
             f"otelhouse query: {base} wants a bearer token: pass --token or set {TOKEN_ENV}."
@@ -299,6 +317,41 @@ def fetch(args: argparse.Namespace, view: View) -> dict[str, Any]:
     if response.status_code >= 400:
         raise SystemExit(f"otelhouse query: {response.status_code}: {_problem(response)}")
     return response.json()
+
+
+def _trust(ca_file: str | None) -> ssl.SSLContext | bool:
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(
+            f"otelhouse query: cannot use --ca-file {ca_file} ({exc}); it must be a PEM "
+            "certificate file"
+        ) from None
+
+
+def _unreachable(base: str, exc: httpx.TransportError) -> str:
+    """Why no answer came, worded as what to change: an untrusted certificate and plain
+    http to a TLS port look like any other connection failure otherwise."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return (
+            f"{base} presented a certificate this machine does not trust ({cause.verify_message})."
+            " Pass --ca-file with the CA that signed it (for a self-signed --tls-cert-file, "
+            "that file)."
+        )
+    if isinstance(exc, httpx.RemoteProtocolError) and base.startswith("http://"):
+        return (
+            f"{base} closed the connection without answering. If `otelhouse serve` runs with "
+            "--tls-cert-file, use an https:// --url."
+        )
+    return (
+        f"cannot reach the otelhouse API at {base} ({exc}). "
+        f"Is `otelhouse serve` running? Point --url or {ADDR_ENV} at it."
+    )
 
 
 def _problem(response: httpx.Response) -> str:

@@ -7,9 +7,12 @@ directory of its own and reads the store back from yet another fresh process.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SERVE = [sys.executable, "-m", "otelhouse.cli", "serve"]
@@ -38,6 +41,25 @@ def start_serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*SERVE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+@contextmanager
+def serving(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``serve`` for the duration of the block, killed if the block ends without stopping it
+    (a failed assertion must not leave a process holding the data directory)."""
+    process = start_serve(env, *args)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def stop_serve(process: subprocess.Popen[str], timeout: float = 60) -> str:
+    """SIGTERM, as an init system stops it; everything it printed."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=timeout)[0]
 
 
 def run_serve(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -1,9 +1,11 @@
-"""``otelhouse query`` against the real API served by uvicorn on a free loopback port."""
+"""``otelhouse query`` against the real API served by uvicorn on a free loopback port, over
+plain HTTP and over TLS with a self-signed certificate."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,21 +22,30 @@ from clickhouse_connect.driver.client import Client
 from otelhouse.cli import main
 from otelhouse.settings import Settings
 from query.app import create_app
+from receiver.tls import server_tls
 from storage.traces import insert_spans
 from tests.query.spans import Event, Span, generate, to_columns
+from tests.receiver.test_tls import self_signed
 
 TOKEN = "cli-secret"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 class ApiThread:
-    """The query app under uvicorn in a background thread, as ``otelhouse serve`` hosts it."""
+    """The query app under uvicorn in a background thread, as ``otelhouse serve`` hosts it
+    (over TLS when the settings name a certificate)."""
 
     def __init__(self, settings: Settings) -> None:
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
+        tls = server_tls(settings)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings),
+            log_config=None,
+            lifespan="on",
+            **(tls.uvicorn_options() if tls else {}),
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -206,3 +217,53 @@ def test_installed_command_reads_the_address_from_env(
     assert {row["service"] for row in json.loads(done.stdout)["services"]} == {
         s.service for s in spans
     }
+
+
+@pytest.fixture
+def tls_api(tmp_path: Path, start_api: Callable[..., ApiThread]) -> tuple[ApiThread, Path]:
+    """The API over TLS with a self-signed certificate, which is its own CA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
+    cert, key = self_signed(tmp_path)
+    return start_api(tls_cert_file=cert, tls_key_file=key), cert
+
+
+def test_https_api_trusted_through_ca_file(
+    tls_api: tuple[ApiThread, Path],
+    spans: list[Span],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api, cert = tls_api
+    expected = Counter(s.service for s in spans)
+    trusted = ["--ca-file", str(cert)]
+    body = json.loads(run_cli(capsys, "services", "--json", "--url", api.url, *trusted))
+    assert {row["service"]: row["spans"] for row in body["services"]} == expected
+    monkeypatch.setenv("OTELHOUSE_API_ADDR", api.url.removeprefix("https://"))
+    monkeypatch.setenv("OTELHOUSE_TLS_CERT_FILE", str(cert))
+    body = json.loads(run_cli(capsys, "services", "--json", *trusted))
+    assert {row["service"]: row["spans"] for row in body["services"]} == expected
+    with pytest.raises(SystemExit):
+        main(["query", "services", "--help"])
+    assert "--ca-file PEM" in capsys.readouterr().out
+
+
+def test_https_failures_say_what_to_change(
+    tls_api: tuple[ApiThread, Path], tmp_path: Path
+) -> None:
+    api, cert = tls_api
+    other_cert, _ = self_signed(tmp_path, "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    plain = api.url.replace("https://", "http://")
+    cases = {
+        "system CAs only": ((api.url,), "does not trust .*--ca-file"),
+        "another CA": ((api.url, "--ca-file", str(other_cert)), "does not trust"),
+        "plain http": ((plain, "--ca-file", str(cert)), "use an https:// --url"),
+        "missing CA file": ((api.url, "--ca-file", str(tmp_path / "no.pem")), "--ca-file .*no.pem"),
+        "CA file not PEM": ((api.url, "--ca-file", str(garbage)), "garbage.pem .*must be a PEM"),
+    }
+    for label, (argv, message) in cases.items():
+        with pytest.raises(SystemExit, match=message):
+            main(["query", "services", "--url", *argv])
+            pytest.fail(label)
