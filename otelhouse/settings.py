@@ -51,7 +51,9 @@ class Settings(BaseSettings):
         "request (/metrics too) needs one.",
     )
     tls_cert_file: Path | None = Field(
-        None, description="PEM certificate (chain): serve OTLP gRPC and HTTP over TLS."
+        None,
+        description="PEM certificate (chain): serve OTLP gRPC, OTLP HTTP and the query API "
+        "over TLS.",
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of --tls-cert-file.")
     api_addr: str = Field("127.0.0.1:8080", description="Query API listen address.")
