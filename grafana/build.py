@@ -11,6 +11,11 @@ for the exact rules), and tables are named without a database because the dataso
 Definitions (query/semantics.py): a *request* is a span of kind Server or a root span
 (``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500 (``IsError``). Both,
 and ``HttpStatusCode``, are MATERIALIZED columns added by otelhouse's schema migrations.
+
+Tables: ``otel_traces`` for everything about spans; the Exceptions dashboard reads
+``otelhouse_exceptions`` (migration 0004, one row per exception event, filled on insert by a
+materialized view), where the time is the exception event's own, and looks in ``otel_traces``
+only for the operation names of the sample occurrences it lists.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ OVERVIEW_UID = "otelhouse-overview"
 ENDPOINT_UID = "otelhouse-endpoint"
 EXCEPTIONS_UID = "otelhouse-exceptions"
 TRACES_UID = "otelhouse-traces"
+
+EXCEPTIONS_TABLE = "otelhouse_exceptions"
+SAMPLE_OCCURRENCES = 50
 
 TIME_SERIES, TABLE, TRACE = 0, 1, 3
 _QUERY_TYPE = {TIME_SERIES: "timeseries", TABLE: "table", TRACE: "traces"}
@@ -448,17 +456,47 @@ def _normalized(message: str) -> str:
 
 
 def _exceptions() -> str:
-    """One row per exception event recorded on a span (OTel semantic conventions)."""
+    """One row per exception event recorded on a span (OTel semantic conventions), read from
+    ``otelhouse_exceptions`` (migration 0004: a materialized view copies each ``exception``
+    event of ``otel_traces`` on insert), so the panels do not read every span's event
+    columns. Its ``Timestamp`` is the event's own time: the time range and the times shown
+    are those of the exception, as in ``/api/v1/exceptions``."""
     return f"""(
-    SELECT Timestamp, TraceId, ServiceName, SpanName,
-      attrs['exception.type'] AS type, attrs['exception.message'] AS message,
-      attrs['exception.stacktrace'] AS stacktrace,
+    SELECT Timestamp, TraceId, SpanId, ServiceName,
+      Type AS type, Message AS message, Stacktrace AS stacktrace,
       {_normalized("message")} AS normalized,
       lower(hex(cityHash64(type, normalized))) AS group_id
-    FROM otel_traces
-    ARRAY JOIN Events.Name AS event, Events.Attributes AS attrs
-    {_where(IN_RANGE, SERVICES, "has(Events.Name, 'exception')", "event = 'exception'")}
+    FROM {EXCEPTIONS_TABLE}
+    {_where(IN_RANGE, SERVICES)}
   )"""
+
+
+def _sample_occurrences(selected: str) -> str:
+    """The latest occurrences of the picked group, with the operation (``SpanName``) of the
+    span that recorded each: the exceptions table does not hold it, so it is looked up in
+    ``otel_traces`` for those few spans only. A span may have started before the time range
+    (its exception is what falls in it), so the lookup is bounded by the extent of the
+    spans' traces in the trace-id table, as in the Traces dashboard's trace panel. ANY: a
+    span stored twice still gives one row per occurrence."""
+    in_latest = "TraceId IN (SELECT TraceId FROM latest)"
+    return f"""
+WITH latest AS (
+    SELECT Timestamp, ServiceName, TraceId, SpanId, message
+    FROM {_exceptions()}
+    {selected}
+    ORDER BY Timestamp DESC, TraceId, SpanId
+    LIMIT {SAMPLE_OCCURRENCES}
+  ),
+  (SELECT (min(Start), max(End) + 1) FROM otel_traces_trace_id_ts WHERE {in_latest}) AS extent
+SELECT latest.Timestamp AS time, latest.ServiceName AS service, span.SpanName AS operation,
+  latest.TraceId AS trace_id, latest.message AS message
+FROM latest
+LEFT ANY JOIN (
+  SELECT TraceId, SpanId, SpanName
+  FROM otel_traces
+  {_where(in_latest, "Timestamp >= extent.1", "Timestamp <= extent.2")}
+) AS span ON span.TraceId = latest.TraceId AND span.SpanId = latest.SpanId
+ORDER BY time DESC, trace_id"""
 
 
 def exceptions() -> dict[str, Any]:
@@ -470,7 +508,8 @@ def exceptions() -> dict[str, Any]:
     return dashboard(
         EXCEPTIONS_UID,
         "otelhouse / Exceptions",
-        "Exceptions recorded on spans, grouped by type and normalised message.",
+        "Exceptions recorded on spans (the otelhouse_exceptions table), grouped by type and "
+        "normalised message, at the time they were raised.",
         [
             services_variable(multi=True),
             textbox("group", "Exception group", "Set by clicking a message in the groups table."),
@@ -488,8 +527,8 @@ GROUP BY group_id, type, normalized
 ORDER BY occurrences DESC
 LIMIT 100""",
                 description=(
-                    "Messages with ids and numbers replaced by placeholders. First/last seen "
-                    "are within the time range. Click a message to see its stack trace below."
+                    "Messages with ids and numbers replaced by placeholders. First/last seen: "
+                    "when raised, within the time range. Click a message to see its stack trace below."
                 ),
                 links={"message": [{"title": "Show stack trace and samples", "url": pick_group}],
                        "sample_trace": trace_links()},
@@ -503,7 +542,7 @@ FROM {_exceptions()}
 GROUP BY type, time
 ORDER BY time""",
                 unit="short",
-                description="Exception events per interval, by exception type.",
+                description="Exception events per interval (by the time raised), by exception type.",
                 width=24,
             ),
             table(
@@ -521,13 +560,7 @@ LIMIT 1""",
             ),
             table(
                 "Sample traces of the selected group",
-                f"""
-SELECT Timestamp AS time, ServiceName AS service, SpanName AS operation, TraceId AS trace_id,
-  message
-FROM {_exceptions()}
-{selected}
-ORDER BY Timestamp DESC
-LIMIT 50""",
+                _sample_occurrences(selected),
                 description="Recent occurrences of the picked group; click a trace id to open it.",
                 links={"trace_id": trace_links()},
             ),

@@ -89,7 +89,7 @@ def _http_attrs(i: int, method: str, route: str, code: int) -> dict[str, str]:
     return {"http.request.method": method, "http.route": route, "http.response.status_code": str(code)}
 
 
-def _exception(rng: random.Random, ids: _Ids, ts_ns: int, kind: str) -> Event:
+def _exception(rng: random.Random, ids: _Ids, at_ns: int, kind: str) -> Event:
     if kind == "KeyError":
         message = f"'user_{rng.randrange(1000)}'"
     elif kind == "ValueError":
@@ -102,11 +102,25 @@ def _exception(rng: random.Random, ids: _Ids, ts_ns: int, kind: str) -> Event:
         f"{kind}: {message}"
     )
     attrs = {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack}
-    return Event(ts_ns + rng.randrange(NS // 1000), "exception", attrs)
+    return Event(at_ns, "exception", attrs)
+
+
+def _straddling(rng: random.Random, ids: _Ids, now_s: int) -> list[Span]:
+    """Spans whose exception falls on the other side of a range boundary than their start:
+    one starts before the range and raises inside it, one starts inside and raises after
+    it. The exceptions count by their own time, the spans (requests) by their start."""
+    spans = []
+    for start_ns, raised_ns in (((now_s - IN_RANGE_S - 30) * NS, (now_s - IN_RANGE_S + 20) * NS),
+                                ((now_s - 2) * NS, (now_s + 3) * NS)):
+        event = _exception(rng, ids, raised_ns, "ValueError")
+        spans.append(Span(start_ns, ids.trace(), ids.span(), "", "settle-batch", "Internal", "payments",
+                          raised_ns - start_ns + NS, "Error", "boom", events=(event,)))
+    return spans
 
 
 def make_spans(now_s: int, *, requests: int = 320, seed: int = 11) -> list[Span]:
-    """A few hundred traces over the last 50 minutes plus some two hours old."""
+    """A few hundred traces over the last 50 minutes plus some two hours old. Exceptions are
+    raised during their span (after its start), two of them across a boundary of the range."""
     rng = random.Random(seed)
     ids = _Ids(rng)
     spans: list[Span] = []
@@ -121,9 +135,11 @@ def make_spans(now_s: int, *, requests: int = 320, seed: int = 11) -> list[Span]
         trace, root = ids.trace(), ids.span()
         events: list[Event] = []
         if code >= 500 or status == "Error":
-            events.append(_exception(rng, ids, ts_ns, rng.choice(("KeyError", "ValueError", "TimeoutError"))))
+            kind = rng.choice(("KeyError", "ValueError", "TimeoutError"))
+            events.append(_exception(rng, ids, ts_ns + rng.randrange(duration), kind))
             if i % 5 == 0:
-                events.append(_exception(rng, ids, ts_ns + 1000, "TimeoutError" if events[0].attrs["exception.type"] != "TimeoutError" else "KeyError"))
+                other = "TimeoutError" if kind != "TimeoutError" else "KeyError"
+                events.append(_exception(rng, ids, ts_ns + 1000 + rng.randrange(duration - 1000), other))
         if i % 7 == 0:
             events.append(Event(ts_ns + 10, "cache miss", {"key": f"k{i}"}))
         spans.append(Span(
@@ -144,6 +160,7 @@ def make_spans(now_s: int, *, requests: int = 320, seed: int = 11) -> list[Span]
         ts_ns = (now_s - 90) * NS - rng.randrange(40 * 60 * NS)
         spans.append(Span(ts_ns, ids.trace(), ids.span(), "", "settle-batch", "Internal", "payments",
                           int(rng.lognormvariate(19, 0.5)), "Error" if i % 4 == 0 else "Ok"))
+    spans += _straddling(rng, ids, now_s)
     for i in range(20):
         ts_ns = (now_s - 2 * IN_RANGE_S) * NS - rng.randrange(600 * NS)
         service = OLD_SERVICE if i % 2 else "frontend"

@@ -21,7 +21,7 @@ from otelhouse.settings import Settings
 from storage import migrate, open_client
 from storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
-from tests.grafana.dataset import IN_RANGE_S, NS, Span, make_spans, normalize, to_columns
+from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
 from tests.grafana.expand import ALL, TimeRange, Variable, expand
 
 INTERVAL_S = 60
@@ -38,9 +38,12 @@ class Loaded:
     spans: list[Span]
     time_range: TimeRange
 
+    def covers(self, ts_ns: int) -> bool:
+        """Whether ``$__timeFilter`` keeps this time (the macro works in whole seconds)."""
+        return self.time_range.from_ms // 1000 * NS <= ts_ns <= self.time_range.to_ms // 1000 * NS
+
     def in_range(self) -> list[Span]:
-        low, high = self.time_range.from_ms // 1000 * NS, self.time_range.to_ms // 1000 * NS
-        return [s for s in self.spans if low <= s.ts_ns <= high]
+        return [s for s in self.spans if self.covers(s.ts_ns)]
 
     def run(self, sql: str, values: dict[str, Any], board: dict[str, Any]) -> list[Row]:
         query = expand(sql, self.variables(values, board), self.time_range)
@@ -82,6 +85,8 @@ def _plain(value: Any) -> Any:
 
 
 def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, datetime.datetime):
+        return abs(_plain(actual) - expected) < 2e-6  # to the microsecond the driver returns
     actual = _plain(actual)
     if isinstance(expected, float) or isinstance(actual, float):
         return math.isclose(actual, expected, rel_tol=1e-12, abs_tol=1e-6)
@@ -109,8 +114,8 @@ def assert_rows(actual: list[Row], expected: list[Row], *, ordered: bool, ignore
 # ------------------------------------------------------------ expected, in Python
 
 
-def bucket(span: Span) -> float:
-    seconds = span.ts_ns // NS
+def bucket(item: Span | Event) -> float:
+    seconds = item.ts_ns // NS
     return float(seconds - seconds % INTERVAL_S)
 
 
@@ -190,32 +195,35 @@ def endpoint_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row
              "http_status": s.http_status, "span_status": s.status} for s in slowest]
 
 
-def exception_rows(loaded: Loaded, v: dict[str, Any]) -> list[tuple[Span, dict[str, str]]]:
+def exception_rows(loaded: Loaded, v: dict[str, Any]) -> list[tuple[Span, Event]]:
+    """The exception events of the selected services raised within the range: an exception
+    is placed by its own time, not by its span's start."""
     service = pick(v["service"])
-    return [(s, e.attrs) for s in loaded.in_range() if service(s.service) for e in s.exceptions]
+    return [(s, e) for s in loaded.spans if service(s.service) for e in s.exceptions if loaded.covers(e.ts_ns)]
 
 
 def exceptions_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
     rows = exception_rows(loaded, v)
-    groups = grouped(rows, lambda r: (r[1]["exception.type"], normalize(r[1]["exception.message"])))
+    groups = grouped(rows, lambda r: (r[1].attrs["exception.type"], normalize(r[1].attrs["exception.message"])))
     if title == "Exception groups":
         return [{
             "type": t, "message": m, "occurrences": len(g), "traces": len({s.trace for s, _ in g}),
-            "first_seen": min(s.ts_ns for s, _ in g) / NS, "last_seen": max(s.ts_ns for s, _ in g) / NS,
+            "first_seen": min(e.ts_ns for _, e in g) / NS, "last_seen": max(e.ts_ns for _, e in g) / NS,
             "services": ", ".join(sorted({s.service for s, _ in g})),
-            "sample_trace": max(g, key=lambda r: r[0].ts_ns)[0].trace,
+            "sample_trace": max(g, key=lambda r: r[1].ts_ns)[0].trace,
         } for (t, m), g in groups.items()]
     if title == "Exceptions over time":
-        by_time = grouped(rows, lambda r: (bucket(r[0]), r[1]["exception.type"]))
+        by_time = grouped(rows, lambda r: (bucket(r[1]), r[1].attrs["exception.type"]))
         return [{"time": t, "type": k, "exceptions": len(g)} for (t, k), g in by_time.items()]
     selected = groups.get(v["selected"], []) if v["group"] else []
-    latest = sorted(selected, key=lambda r: r[0].ts_ns, reverse=True)
+    latest = sorted(selected, key=lambda r: r[1].ts_ns, reverse=True)
     if title == "Stack trace of the selected group":
-        return [{"type": a["exception.type"], "message": a["exception.message"], "stacktrace": a["exception.stacktrace"],
-                 "seen": s.ts_ns / NS, "trace_id": s.trace} for s, a in latest[:1]]
+        return [{"type": e.attrs["exception.type"], "message": e.attrs["exception.message"],
+                 "stacktrace": e.attrs["exception.stacktrace"], "seen": e.ts_ns / NS, "trace_id": s.trace}
+                for s, e in latest[:1]]
     assert title == "Sample traces of the selected group"
-    return [{"time": s.ts_ns / NS, "service": s.service, "operation": s.name, "trace_id": s.trace,
-             "message": a["exception.message"]} for s, a in latest[:50]]
+    return [{"time": e.ts_ns / NS, "service": s.service, "operation": s.name, "trace_id": s.trace,
+             "message": e.attrs["exception.message"]} for s, e in latest[:50]]
 
 
 def traces_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
@@ -326,6 +334,27 @@ def test_cases_exercise_filters_with_data(loaded: Loaded) -> None:
             if p["title"] == "Trace" and not values.get("trace_id", "").isalnum():
                 continue
             assert case.expected(loaded, {**values, **extra}, p["title"]), (case.board, p["title"], values)
+
+
+def test_exceptions_table_is_filled_by_the_migrations_view(loaded: Loaded) -> None:
+    """The fixture inserts into otel_traces only (insert_spans, after the real migrations), so
+    every row the Exceptions dashboard reads must come from migration 0004's materialized
+    view: one per exception event, none for other events."""
+    result = loaded.client.query(
+        "SELECT ServiceName, TraceId, SpanId, toUnixTimestamp64Nano(Timestamp), Type, Message, Stacktrace "
+        "FROM otelhouse_exceptions"
+    )
+    expected = [(s.service, s.trace, s.span, e.ts_ns, e.attrs["exception.type"], e.attrs["exception.message"],
+                 e.attrs["exception.stacktrace"]) for s in loaded.spans for e in s.exceptions]
+    assert sorted(result.result_rows) == sorted(expected)
+
+
+def test_exception_cases_include_spans_across_the_range_boundaries(loaded: Loaded) -> None:
+    """Guard: some exceptions are in the range while their span started before it, and some
+    spans in the range raised after it, so the cases tell event time from span start."""
+    raised = [(s, e) for s in loaded.spans for e in s.exceptions]
+    assert any(loaded.covers(e.ts_ns) and not loaded.covers(s.ts_ns) for s, e in raised)
+    assert any(loaded.covers(s.ts_ns) and not loaded.covers(e.ts_ns) for s, e in raised)
 
 
 def test_overview_orders_services_by_traffic(loaded: Loaded) -> None:
