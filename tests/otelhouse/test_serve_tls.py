@@ -4,7 +4,6 @@ listener stays plaintext, and an unusable file stops start-up with a message nam
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
 import time
 from pathlib import Path
@@ -14,10 +13,10 @@ import pytest
 
 from otelhouse.serve import StartupError, _start_api
 from otelhouse.settings import Settings
-from tests.receiver.test_tls import self_signed
 from tests.serve_process import run_serve, serve_env, serving, stop_serve
+from tests.tls_certs import requires_openssl, self_signed
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+pytestmark = requires_openssl
 
 
 def wait_for_https(url: str, trusted: ssl.SSLContext, deadline_s: float = 60) -> httpx.Response:

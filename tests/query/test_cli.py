@@ -25,7 +25,7 @@ from query.app import create_app
 from receiver.tls import server_tls
 from storage.traces import insert_spans
 from tests.query.spans import Event, Span, generate, to_columns
-from tests.receiver.test_tls import self_signed
+from tests.tls_certs import self_signed
 
 TOKEN = "cli-secret"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

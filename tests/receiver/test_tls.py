@@ -4,9 +4,7 @@ unusable files stop start-up with a message naming them."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -21,24 +19,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from otelhouse.settings import Settings
 from receiver.tls import TlsConfigError, server_tls
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
+from tests.tls_certs import requires_openssl, self_signed
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-def self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return cert, key
+pytestmark = requires_openssl
 
 
 @pytest.fixture
