@@ -147,7 +147,11 @@ async def receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def one_run(config: Config, requests: int) -> None:
+TRACEPARENT = (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+"""What a call from an instrumented service carries: the server span continues that trace."""
+
+
+async def one_run(config: Config, requests: int, scope: dict[str, Any]) -> None:
     statuses: list[int] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -156,7 +160,7 @@ async def one_run(config: Config, requests: int) -> None:
 
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(requests):
-        await config.app(dict(SCOPE), receive, send)
+        await config.app(dict(scope), receive, send)
     if config.handle:
         config.handle.force_flush()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -166,14 +170,16 @@ async def one_run(config: Config, requests: int) -> None:
     config.cpu_us.append(cpu / requests * 1e6)
 
 
-async def measure(chosen: list[Config], runs: int, requests: int, warmup: int) -> None:
+async def measure(
+    chosen: list[Config], runs: int, requests: int, warmup: int, scope: dict[str, Any]
+) -> None:
     for config in chosen:
-        await one_run(config, warmup)
+        await one_run(config, warmup, scope)
         config.wall_us.clear()
         config.cpu_us.clear()
     for _ in range(runs):
         for config in chosen:
-            await one_run(config, requests)
+            await one_run(config, requests, scope)
 
 
 def report(chosen: list[Config], sink: str, runs: int, requests: int) -> None:
@@ -219,6 +225,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the SDK's protobuf encoder), contrib (engine='contrib'), contrib-all (contrib "
         "with its ASGI send/receive spans kept)",
     )
+    parser.add_argument(
+        "--traceparent",
+        action="store_true",
+        help="requests carry a W3C traceparent header, as calls from an instrumented service "
+        "do (default: none, as requests from outside)",
+    )
     parser.add_argument("--discard-sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.runs, args.requests) < 1 or args.warmup < 0:
@@ -250,13 +262,16 @@ def main(argv: list[str] | None = None) -> None:
 
     chosen = configs(names, exporter)
     try:
-        asyncio.run(measure(chosen, args.runs, args.requests, args.warmup))
+        scope = {**SCOPE, "headers": [*SCOPE["headers"], TRACEPARENT]} if args.traceparent else SCOPE
+        asyncio.run(measure(chosen, args.runs, args.requests, args.warmup, scope))
     finally:
         for config in chosen:
             if config.handle:
                 config.handle.shutdown()
         if sink_process:
             sink_process.communicate("")
+    if args.traceparent:
+        sink += "; requests carry traceparent"
     report(chosen, sink, args.runs, args.requests)
 
 

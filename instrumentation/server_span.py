@@ -25,6 +25,7 @@ from instrumentation.span_attributes import (
     sampler_ignores_attributes,
     set_clean_attributes,
 )
+from instrumentation.traceparent import is_w3c_default, remote_parent
 from instrumentation.trace_header import (
     ASGIApp,
     Message,
@@ -49,16 +50,20 @@ class PropagationHeaders:
     and a request without any (an edge request, a health probe) needs no extraction at all.
     A header sent more than once is joined with commas, which HTTP defines as the same thing:
     repeated ``baggage`` headers all count (the W3C propagator reads only one value), and a
-    repeated ``traceparent`` becomes invalid, as the trace-context spec wants."""
+    repeated ``traceparent`` becomes invalid, as the trace-context spec wants. A lone
+    canonical ``traceparent`` under the default propagators is read directly
+    (:mod:`.traceparent`)."""
 
     def __init__(self) -> None:
         self._textmap: object = None
         self._names: frozenset[bytes] = frozenset()
+        self._w3c_default = False
 
     def _wanted(self) -> frozenset[bytes]:
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:
             self._names = frozenset(header_name(field) for field in textmap.fields)
+            self._w3c_default = is_w3c_default(textmap)
             self._textmap = textmap
         return self._names
 
@@ -70,7 +75,13 @@ class PropagationHeaders:
             if name in wanted:
                 key, text = name.decode("latin-1"), value.decode("latin-1")
                 carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
-        return propagate.extract(carrier) if carrier else EMPTY_CONTEXT
+        if not carrier:
+            return EMPTY_CONTEXT
+        if self._w3c_default and len(carrier) == 1 and "traceparent" in carrier:
+            parent = remote_parent(carrier["traceparent"], EMPTY_CONTEXT)
+            if parent is not None:
+                return parent
+        return propagate.extract(carrier)
 
 
 def request_attributes(scope: MutableMapping[str, Any]) -> dict[str, CleanValue]:

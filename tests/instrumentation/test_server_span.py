@@ -348,3 +348,25 @@ def test_a_request_fastapi_traced_itself_gets_no_second_server_span(fastapi_trac
     assert server.name == "GET /items/{item_id}"
     assert (server in theirs.get_finished_spans()) is fastapi_traces
     assert answer.headers["x-trace-id"] == f"{server.context.trace_id:032x}"
+
+
+def test_tracestate_and_baggage_beside_traceparent_still_reach_the_span_and_the_app() -> None:
+    seen: list[dict[str, object]] = []
+    traced = Traced()
+
+    @traced.app.get("/context")
+    async def read_context() -> dict[str, str]:
+        from opentelemetry import baggage
+
+        seen.append(dict(baggage.get_all()))
+        return {}
+
+    answer = traced.client.get(
+        "/context",
+        headers=[("traceparent", TRACEPARENT), ("tracestate", "vendor=abc"), ("baggage", "k=v")],
+    )
+    assert answer.status_code == 200
+    (span,) = traced.exporter.get_finished_spans()
+    assert span.parent is not None and span.parent.span_id == PARENT_ID
+    assert dict(span.context.trace_state) == {"vendor": "abc"}
+    assert seen == [{"k": "v"}]
