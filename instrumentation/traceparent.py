@@ -2,8 +2,8 @@
 
 That is what nearly every call between instrumented services carries, and going through the
 global propagator for it (a composite of trace-context and baggage, getters, the header
-regex) cost about 4.5 µs of CPU per request more than this (``bench/overhead.py --traceparent``), a
-tenth of the tracing budget. The shortcut takes only the header's canonical form and only
+regex) cost about 4.5 µs of CPU per request more than this, a tenth of the tracing budget
+(``bench/overhead.py --traceparent``). The shortcut takes only the header's canonical form and only
 while the SDK's default propagators are in place; anything else (another version, extra
 fields, whitespace, an all-zero id, ``tracestate`` or ``baggage`` beside it, a custom
 propagator) goes to ``propagate.extract``, so the result is always what the SDK would give.
