@@ -18,17 +18,6 @@ ${ttl_traces}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
     non_replicated_deduplication_window = 10000;
 
--- Backfill the exceptions already stored, once: only while the table is still empty, and
--- before the view exists (serve migrates before its receivers start).
-INSERT INTO ${database}.otelhouse_exceptions
-SELECT event_time, ServiceName, TraceId, SpanId, attributes['exception.type'],
-       attributes['exception.message'], attributes['exception.stacktrace']
-FROM ${database}.otel_traces
-ARRAY JOIN `Events.Timestamp` AS event_time, `Events.Name` AS event_name,
-           `Events.Attributes` AS attributes
-WHERE event_name = 'exception'
-  AND (SELECT count() FROM ${database}.otelhouse_exceptions) = 0;
-
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${database}.otelhouse_exceptions_mv
 TO ${database}.otelhouse_exceptions
 AS SELECT
@@ -43,3 +32,15 @@ FROM ${database}.otel_traces
 ARRAY JOIN `Events.Timestamp` AS event_time, `Events.Name` AS event_name,
            `Events.Attributes` AS attributes
 WHERE event_name = 'exception';
+
+-- Backfill the exceptions stored before the view existed. The view comes first, so nothing
+-- inserted meanwhile (by a Collector writing during the migration) is missed; spans the view
+-- has already taken are skipped, so running this again never stores an event twice.
+INSERT INTO ${database}.otelhouse_exceptions
+SELECT event_time, ServiceName, TraceId, SpanId, attributes['exception.type'],
+       attributes['exception.message'], attributes['exception.stacktrace']
+FROM ${database}.otel_traces
+ARRAY JOIN `Events.Timestamp` AS event_time, `Events.Name` AS event_name,
+           `Events.Attributes` AS attributes
+WHERE event_name = 'exception'
+  AND (TraceId, SpanId) NOT IN (SELECT TraceId, SpanId FROM ${database}.otelhouse_exceptions);

@@ -1,5 +1,6 @@
 """Migration 0004: ``otelhouse_exceptions`` holds every exception event of ``otel_traces``,
-backfilled once for data stored before the migration and filled on insert afterwards."""
+backfilled for data stored before the migration and filled on insert afterwards, with nothing
+missed or doubled when another writer inserts while it runs or when it runs again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
 from storage import migrate, open_client
-from storage.migrations import VERSION_TABLE
+from storage.migrations import VERSION_TABLE, load_migrations
 from storage.traces import insert_spans
 from tests.query.spans import Event, Span, random_id, to_columns
 
@@ -46,6 +47,12 @@ def stored(storage: Client) -> set[tuple]:
     return set(rows)
 
 
+def undo_migration_4(storage: Client) -> None:
+    storage.command("DROP VIEW otelhouse_exceptions_mv")
+    storage.command("DROP TABLE otelhouse_exceptions")
+    storage.command(f"DELETE FROM {VERSION_TABLE} WHERE version = 4")
+
+
 def test_exception_events_are_backfilled_once_then_filled_on_insert(
     settings: Settings, storage: Client
 ) -> None:
@@ -54,9 +61,7 @@ def test_exception_events_are_backfilled_once_then_filled_on_insert(
     insert_spans(storage, to_columns(before))
     assert stored(storage) == expected_before
 
-    storage.command("DROP VIEW otelhouse_exceptions_mv")
-    storage.command("DROP TABLE otelhouse_exceptions")
-    storage.command(f"DELETE FROM {VERSION_TABLE} WHERE version = 4")
+    undo_migration_4(storage)
     admin = open_client(settings, database="")
     try:
         assert migrate(admin, settings) == [4]
@@ -69,3 +74,25 @@ def test_exception_events_are_backfilled_once_then_filled_on_insert(
     insert_spans(storage, to_columns(after), settings={"insert_deduplication_token": "t-1"})
     insert_spans(storage, to_columns(after), settings={"insert_deduplication_token": "t-1"})
     assert stored(storage) == expected_before | expected_after
+
+
+def test_spans_written_while_the_migration_runs_are_stored_once_and_a_rerun_adds_nothing(
+    settings: Settings, storage: Client
+) -> None:
+    rng = random.Random(5)
+    before, expected_before = spans_with_events(rng, 25)
+    insert_spans(storage, to_columns(before))
+    undo_migration_4(storage)
+    (migration,) = [m for m in load_migrations(settings) if m.version == 4]
+    create_table, create_view, backfill = migration.statements
+
+    storage.command(create_table)
+    storage.command(create_view)
+    meanwhile, expected_meanwhile = spans_with_events(rng, 25)
+    insert_spans(storage, to_columns(meanwhile))
+    storage.command(backfill)
+    assert stored(storage) == expected_before | expected_meanwhile
+
+    for statement in migration.statements:
+        storage.command(statement)
+    assert stored(storage) == expected_before | expected_meanwhile
