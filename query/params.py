@@ -27,11 +27,11 @@ class TimeRange:
 
     @property
     def start_ns(self) -> int:
-        return _to_ns(self.start)
+        return epoch_ns(self.start)
 
     @property
     def end_ns(self) -> int:
-        return _to_ns(self.end)
+        return epoch_ns(self.end)
 
     @property
     def seconds(self) -> float:
@@ -42,7 +42,8 @@ class TimeRange:
         return {"start_ns": self.start_ns, "end_ns": self.end_ns}
 
 
-def _to_ns(moment: datetime) -> int:
+def epoch_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (no float on the way)."""
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 

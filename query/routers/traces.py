@@ -19,9 +19,8 @@ from query.trace_search import (
     SpanMatch,
     Status,
     TraceSearch,
-    query_ids,
+    find_trace_ids,
     summarise,
-    trace_ids_query,
 )
 from query.units import NS_PER_MS
 
@@ -102,7 +101,7 @@ def search_traces(
         order=order,
         limit=limit,
     )
-    summaries = summarise(client, query_ids(client, trace_ids_query(search)))
+    summaries = summarise(client, find_trace_ids(client, search))
     return TraceSearchOut(
         traces=[TraceSummaryOut.from_summary(s) for s in summaries], limit=limit
     )

@@ -3,6 +3,7 @@ sent spans in Python; one end-to-end run from the real OTel SDK through the real
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 from tests.conftest import ReceiverThread
 from tests.query.hostile import insert_corpus, long_urls  # noqa: F401 - fixture
 from tests.query.sdk_traces import send_shop_trace
-from tests.query.trace_builder import SpanSpec, by_trace, insert_shop
+from query.trace_search import RECENT_SHARE
+from storage.traces import insert_spans
+from tests.query.trace_builder import SpanSpec, by_trace, insert_shop, random_traces, to_columns
 
 
 
@@ -305,3 +308,57 @@ def test_arbitrary_parameters_never_cause_a_server_error(
     assert api.get("/api/v1/traces", params=params).status_code in (200, 422)
     response = api.get(f"/api/v1/traces/{quote(trace_id, safe='')}")
     assert response.status_code in (400, 404)
+
+
+def test_newest_first_searches_find_the_same_traces_through_the_recent_window(
+    api: TestClient, storage: Client
+) -> None:
+    """Small limits, where the last 1/16 of the range often holds enough matches (and is all
+    the search reads), and larger ones, where it does not and the whole range is searched:
+    either way the answer is the newest matching traces of the whole range."""
+    now = time.time_ns()
+    traces = by_trace(random_traces(random.Random(11), now, 400))
+    insert_spans(storage, to_columns([s for t in traces.values() for s in t]))
+    end_ns = now - 30 * 10**9
+    start_ns = end_ns - 32 * 60 * 10**9
+    window_from = end_ns - (end_ns - start_ns) // RECENT_SHARE
+    in_range = {
+        tid: t for tid, t in traces.items() if start_ns <= root_of(t).start_ns < end_ns
+    }
+    paths = set()
+    for name, params, predicate in SEARCHES:
+        matching = sorted((t for t in in_range.values() if predicate(t)), key=ORDERS["newest"])
+        recent = sum(root_of(t).start_ns >= window_from for t in matching)
+        for limit in (1, 4, 30):
+            response = api.get(
+                "/api/v1/traces",
+                params={**params, "limit": limit, "start": str(start_ns // 10**6 + 1),
+                        "end": str(end_ns // 10**6)},
+            )
+            assert response.status_code == 200, (name, response.text)
+            got = [t["trace_id"] for t in response.json()["traces"]]
+            assert got == [t[0].trace_id for t in matching[:limit]], (name, limit)
+            paths.add("recent window" if recent >= limit else "whole range")
+    assert paths == {"recent window", "whole range"}
+
+
+def test_a_span_starting_before_its_root_by_clock_skew_still_counts_in_the_recent_window(
+    api: TestClient, storage: Client
+) -> None:
+    """The default hour's recent window starts 225 s ago: the newest matching trace's root
+    starts inside it, its failing span (a host whose clock is 40 s behind) before it. An
+    older match lies wholly inside the window, so the window alone answers the search."""
+    now = time.time_ns()
+    root = SpanSpec("ab" * 16, "01" * 8, "", "GET /skewed", "frontend", "Server",
+                    now - 210 * 10**9, 10**8)
+    early_failure = SpanSpec(root.trace_id, "02" * 8, root.span_id, "charge", "payment",
+                             "Client", root.start_ns - 40 * 10**9, 10**6, status_code="Error")
+    older = SpanSpec("cd" * 16, "03" * 8, "", "GET /plain", "frontend", "Server",
+                     now - 220 * 10**9, 10**8)
+    older_failure = SpanSpec(older.trace_id, "04" * 8, older.span_id, "charge", "payment",
+                             "Client", older.start_ns + 10**6, 10**6, status_code="Error")
+    insert_spans(storage, to_columns([root, early_failure, older, older_failure]))
+    body = api.get(
+        "/api/v1/traces", params={"service": "payment", "status": "error", "limit": 1}
+    ).json()
+    assert [t["trace_id"] for t in body["traces"]] == [root.trace_id]
