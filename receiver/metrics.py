@@ -60,6 +60,10 @@ WAL_COUNTERS = {
     "appended_rows": ("otelhouse_wal_appended_spans_total", "Spans appended to the log."),
     "drained_rows": ("otelhouse_wal_drained_spans_total", "Spans stored from the log."),
     "refused_appends": ("otelhouse_wal_refused_appends_total", "Appends refused: budget full."),
+    "reread_rows": (
+        "otelhouse_wal_reread_spans_total",
+        "Spans the drainer read back from disk rather than its memory cache.",
+    ),
 }
 
 

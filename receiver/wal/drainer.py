@@ -57,6 +57,7 @@ class Drainer:
         self._insert_seconds = 0.0
         self._last_insert_s = 0.0
         self._last_error = ""
+        self._failing = False
 
     def start(self) -> None:
         self._thread.start()
@@ -71,6 +72,12 @@ class Drainer:
         if self._thread.is_alive():
             log.warning("write-ahead log drainer still busy after %.0fs; left running", timeout_s)
         return self._wal.pending_rows == 0
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed insert until the next one succeeds: storage is unreachable
+        or refusing, and the log should take everything meanwhile."""
+        return not self._failing
 
     @property
     def running(self) -> bool:
@@ -100,6 +107,7 @@ class Drainer:
                 self._wal.commit(batch)
             except Exception as exc:  # noqa: BLE001 - storage and disk errors alike: retry
                 self._failures += 1
+                self._failing = True
                 failed_attempts += 1
                 if str(exc) != self._last_error:
                     log.warning("write-ahead log drain failed, retrying with backoff: %s", exc)
@@ -107,6 +115,7 @@ class Drainer:
                 self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:
+                self._failing = False
                 if failed_attempts:
                     log.info("write-ahead log drain resumed after %d failures", failed_attempts)
                     self._last_error = ""

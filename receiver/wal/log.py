@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _SEGMENT_NAME = re.compile(r"^(\d{16})\.wal$")
 _FIRST_OFFSET = SEGMENT_HEADER.size
+_HEALTH_POLL_S = 0.1
+"""How often a waiting append rechecks whether storage is still healthy."""
 
 
 class WalFull(WalError):
@@ -82,6 +84,8 @@ class LogStats:
     replayed_rows: int
     drained_rows: int
     refused_appends: int
+    reread_rows: int
+    """Rows the drainer had to read back from disk and unmarshal (not from the cache)."""
 
 
 class WriteAheadLog:
@@ -105,6 +109,8 @@ class WriteAheadLog:
         self._read_fds: dict[int, int] = {}
         self._cache: dict[tuple[int, int], tuple[Record, SpanColumns]] = {}
         self._cache_rows = 0
+        self._uncached_rows = 0
+        self._reread_rows = 0
         self._pending_rows = 0
         self._oldest_pending_ns: int | None = None
         self._appended_rows = 0
@@ -173,7 +179,37 @@ class WriteAheadLog:
                     record = Record(offset, offset + size, rows, appended_ns)
                     self._cache[(self._active, offset)] = (record, spans)
                     self._cache_rows += rows
+                else:
+                    self._uncached_rows += rows
                 self._cond.notify_all()
+
+    def wait_for_cache_room(
+        self, rows: int, timeout_s: float, storage_healthy: Callable[[], bool]
+    ) -> bool:
+        """Before appending ``rows``: wait, at most ``timeout_s``, while they would overflow
+        the cache of a log whose whole backlog is cached and whose storage is healthy.
+
+        Appends outpacing a healthy drainer would otherwise overflow the cache for good, and
+        the drainer would then read every record back from disk and unmarshal it, which
+        measured here cut the stored rate by a quarter while acknowledgements ran ahead. The
+        wait holds the receiver's sink, so the batcher's queue bound turns sustained overload
+        into retryable refusals. It never applies while storage is failing or a backlog from
+        disk (an outage, a restart) is being drained: then the log takes everything, as it is
+        for. True when there was room, False when the wait timed out."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while (
+                not self._closed
+                and self._uncached_rows == 0
+                and self._cache_rows > 0
+                and self._cache_rows + rows > self._cache_limit
+                and storage_healthy()
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, _HEALTH_POLL_S))
+        return True
 
     def next_batch(self, max_rows: int, timeout_s: float) -> DrainBatch | None:
         """The records after the checkpoint, as one batch of at most ``max_rows`` rows (at
@@ -238,6 +274,7 @@ class WriteAheadLog:
                 appended_rows=self._appended_rows,
                 replayed_rows=self._replayed_rows,
                 drained_rows=self._drained_rows,
+                reread_rows=self._reread_rows,
                 refused_appends=self._refused,
             )
 
@@ -303,7 +340,9 @@ class WriteAheadLog:
             os.truncate(path, valid_end)
             _fsync_path(path)
         self._sizes[segment] = valid_end
-        self._pending_rows += sum(record.rows for record in records)
+        recovered = sum(record.rows for record in records)
+        self._pending_rows += recovered
+        self._uncached_rows += recovered
         if records and self._oldest_pending_ns is None:
             self._oldest_pending_ns = records[0].appended_ns
 
@@ -323,10 +362,14 @@ class WriteAheadLog:
             if cached is None:
                 record, payload = read_record(self._read_fd(segment), offset, end)
                 parts.append(decode_payload(payload, record.rows))
+                with self._cond:
+                    self._uncached_rows -= record.rows
+                    self._reread_rows += record.rows
             else:
                 with self._cond:
                     del self._cache[(segment, offset)]
                     self._cache_rows -= record.rows
+                    self._cond.notify_all()
                 parts.append(cached[1])
             rows += record.rows
             offset = record.end

@@ -23,14 +23,29 @@ class WalStats:
     drain: DrainStats
 
 
+MAX_APPEND_WAIT_S = 2.0
+"""Longest an append waits for the drainer to make room in the cache; past it the record is
+logged anyway (and read back from disk later), so a slow but healthy store never stalls
+acknowledgements for longer."""
+
+
 class WalService:
     """``append`` is the batcher's sink (acknowledge after fsync); the drainer runs from
-    construction until ``close``."""
+    construction until ``close``. While storage is healthy and keeping the whole backlog in
+    the log's cache, ``append`` waits for room there rather than overflow it
+    (:meth:`WriteAheadLog.wait_for_cache_room`)."""
 
     def __init__(
-        self, wal: WriteAheadLog, insert: Insert, *, max_rows: int, max_backoff_s: float = 5.0
+        self,
+        wal: WriteAheadLog,
+        insert: Insert,
+        *,
+        max_rows: int,
+        max_backoff_s: float = 5.0,
+        max_wait_s: float = MAX_APPEND_WAIT_S,
     ) -> None:
         self.wal = wal
+        self.max_wait_s = max_wait_s
         self.drainer = Drainer(wal, insert, max_rows=max_rows, max_backoff_s=max_backoff_s)
         self.drainer.start()
 
@@ -50,6 +65,7 @@ class WalService:
         return cls(wal, insert, max_rows=settings.batch_max_rows, max_backoff_s=max_backoff_s)
 
     def append(self, spans: SpanColumns) -> None:
+        self.wal.wait_for_cache_room(len(spans), self.max_wait_s, lambda: self.drainer.healthy)
         self.wal.append(spans)
 
     def stats(self) -> WalStats:
