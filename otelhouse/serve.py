@@ -89,7 +89,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
     api: HostedUvicorn | None = None
     try:
-        api = await _start_api(settings, receiver.health)
+        api = await start_api(settings, receiver.health)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
@@ -166,7 +166,7 @@ def _tune_gc() -> None:
     gc.set_threshold(200_000, 50, 50)
 
 
-async def _start_api(
+async def start_api(
     settings: Settings, receiver_state: Callable[[], dict[str, object]]
 ) -> HostedUvicorn | None:
     """The query API on the same event loop, when the API is installed; its ``/healthz``
