@@ -188,7 +188,13 @@ def end_to_end(
         acked_0, cpu_0, t_0 = sum(acked), proc_cpu_seconds(server.pid), time.perf_counter()
         for remaining in range(int(seconds), 0, -5):
             time.sleep(min(5, remaining))
-            log(f"  end to end: {sum(acked) - acked_0:,} spans acknowledged so far")
+            now = server_metrics(metrics_url)
+            log(
+                f"  end to end: {sum(acked) - acked_0:,} spans acknowledged, "
+                f"{stored_total(now) - stored_0:,.0f} stored so far; backlog "
+                f"{now.get('otelhouse_wal_pending_spans', 0):,.0f} spans, oldest "
+                f"{now.get('otelhouse_wal_drain_lag_seconds', 0):.1f} s"
+            )
         acked_1, cpu_1, t_1 = sum(acked), proc_cpu_seconds(server.pid), time.perf_counter()
         metrics = server_metrics(metrics_url)
         stop.set()
