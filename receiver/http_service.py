@@ -115,18 +115,23 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 def declared_length(headers: Headers) -> int:
     """``Content-Length``, or 0 for a body of unknown length (chunked): such a body counts
-    against the in-flight budget only once it has been read."""
+    against the in-flight budget chunk by chunk as it is read."""
     declared = headers.get("content-length", "")
     return int(declared) if declared.isdigit() else 0
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused as soon as it passes ``limit`` (before it is all read)."""
+async def read_body(
+    request: Request, limit: int, on_chunk: Callable[[int], None] | None = None
+) -> bytes:
+    """The raw body, refused as soon as it passes ``limit`` (before it is all read);
+    ``on_chunk`` is told each chunk's size as it arrives, and may refuse it by raising."""
     declared = declared_length(request.headers)
     if declared > limit:
         raise RequestTooLarge(f"request of {declared} bytes exceeds the {limit}-byte limit")
     body = bytearray()
     async for chunk in request.stream():
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         body += chunk
         if len(body) > limit:
             raise RequestTooLarge(f"request exceeds the {limit}-byte limit")
@@ -156,8 +161,11 @@ def create_otlp_http_app(
     async def take(request: Request) -> ExportTraceServiceResponse:
         try:
             decode = payload_decoder(request.headers, max_request_bytes)
-            with ingest.hold(declared_length(request.headers)):
-                payload = await read_body(request, max_request_bytes)
+            declared = declared_length(request.headers)
+            with ingest.hold(declared) as held:
+                payload = await read_body(
+                    request, max_request_bytes, on_chunk=None if declared else held.grow
+                )
         except IngestError as exc:
             ingest.refuse(exc)
         return await ingest.export(payload, decode)

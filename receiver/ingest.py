@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
 from receiver.convert import Converted, convert_request
-from receiver.inflight import InflightBytes, InflightFull
+from receiver.inflight import Hold, InflightBytes, InflightFull
 from receiver.limits import DEFAULT_LIMITS, ConvertLimits
 
 RETRY_AFTER_S = 1.0
@@ -105,15 +105,14 @@ class TraceIngest:
         self.inflight = InflightBytes(max_inflight_bytes)
 
     @contextmanager
-    def hold(self, size: int) -> Iterator[None]:
-        """Hold ``size`` bytes of the in-flight budget for the block, or raise ``RetryLater``
-        (not yet counted) when they do not fit now."""
+    def hold(self, size: int) -> Iterator[Hold]:
+        """Hold ``size`` bytes of the in-flight budget for the block; ``RetryLater`` (not yet
+        counted) when they, or what the hold grows by, do not fit."""
         try:
-            self.inflight.check(size)
+            with self.inflight.reserve(size) as held:
+                yield held
         except InflightFull as exc:
             raise RetryLater(f"receiver busy, retry later: {exc}") from None
-        with self.inflight.reserve(size):
-            yield
 
     async def export(
         self, payload: bytes, decode: Decoder = decode_protobuf

@@ -60,11 +60,18 @@ def send_grpc(receiver: HttpReceiver) -> Iterator[Send]:
         yield send
 
 
+def pieces(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    """A body sent chunked, a piece at a time, as a streaming client sends it."""
+    view = memoryview(body)
+    for start in range(0, len(body), size):
+        yield bytes(view[start : start + size])
+
+
 def send_http(receiver: HttpReceiver, chunked: bool) -> Iterator[Send]:
     with httpx.Client(timeout=WAIT_S) as client:
 
         def send(body: bytes) -> Answer:
-            content = iter([body]) if chunked else body
+            content = pieces(body) if chunked else body
             reply = client.post(receiver.traces_url, headers=PROTOBUF, content=content)
             if reply.status_code == 200:
                 return Answer(True)
@@ -192,13 +199,14 @@ BUDGET_BYTES = 4 * LARGE_BODY_BYTES
 RSS_GROWTH_BOUND_MIB = 64
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_many_large_requests_against_stalled_storage_keep_memory_bounded(
-    stalled: Callable[..., Stalled], start_http_receiver: StartHttpReceiver
+    chunked: bool, stalled: Callable[..., Stalled], start_http_receiver: StartHttpReceiver
 ) -> None:
     large = one_span_with_a_large_attribute(11, LARGE_BODY_BYTES)
     stall = stalled(start_http_receiver, max_inflight_bytes=BUDGET_BYTES)
     offered_mib = LARGE_REQUESTS * len(large) / 2**20
-    sends = send_http(stall.receiver, chunked=False)
+    sends = send_http(stall.receiver, chunked=chunked)
     send = next(sends)
     most_taken = BUDGET_BYTES // len(large)
     rss_before = rss_mib()
