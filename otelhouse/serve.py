@@ -86,7 +86,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         writer.close()
         admin.close()
         raise
-    reporter = asyncio.create_task(report_periodically(receiver.stats, settings.stats_interval_s))
+    reporter = asyncio.create_task(
+        report_periodically(
+            receiver.stats,
+            settings.stats_interval_s,
+            (lambda: wal.stats().log.drained_rows) if wal is not None else None,
+        )
+    )
     api: HostedUvicorn | None = None
     try:
         api = await start_api(settings, receiver.health)

@@ -34,25 +34,42 @@ class IngestStats:
         return IngestStats(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
-async def report_periodically(stats: IngestStats, interval_s: float) -> None:
-    """Log what changed in each interval; quiet intervals log nothing."""
+def describe_interval(
+    previous: IngestStats,
+    now: IngestStats,
+    interval_s: float,
+    drained: int | None = None,
+) -> str:
+    """The ingest log line for one interval. With the write-ahead log, ``drained`` is how many
+    spans reached storage meanwhile, and the receiver's own "stored" are spans logged."""
+    stored = (
+        f"stored={now.stored - previous.stored}"
+        if drained is None
+        else f"logged={now.stored - previous.stored} stored={drained}"
+    )
+    return (
+        f"spans received={now.received - previous.received} {stored} "
+        f"rejected={now.rejected - previous.rejected}, "
+        f"requests={now.requests - previous.requests} refused={now.refused - previous.refused} "
+        f"failed={now.failed - previous.failed} in the last {interval_s:.0f}s"
+    )
+
+
+async def report_periodically(
+    stats: IngestStats, interval_s: float, drained_total: Callable[[], int] | None = None
+) -> None:
+    """Log what changed in each interval; quiet intervals log nothing. ``drained_total``
+    counts spans the write-ahead log has put in storage, when it is on."""
     previous = stats.snapshot()
+    previous_drained = drained_total() if drained_total else 0
     while True:
         await asyncio.sleep(interval_s)
         now = stats.snapshot()
-        if now != previous:
-            log.info(
-                "spans received=%d stored=%d rejected=%d, requests=%d refused=%d "
-                "failed=%d in the last %.0fs",
-                now.received - previous.received,
-                now.stored - previous.stored,
-                now.rejected - previous.rejected,
-                now.requests - previous.requests,
-                now.refused - previous.refused,
-                now.failed - previous.failed,
-                interval_s,
-            )
-        previous = now
+        now_drained = drained_total() if drained_total else 0
+        if now != previous or now_drained != previous_drained:
+            drained = now_drained - previous_drained if drained_total else None
+            log.info("%s", describe_interval(previous, now, interval_s, drained))
+        previous, previous_drained = now, now_drained
 
 
 WRITE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
