@@ -29,6 +29,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -79,11 +80,17 @@ def convert_rate(payloads: list[bytes], spans_per_request: int) -> float:
     return len(payloads) * spans_per_request / (time.perf_counter() - start)
 
 
-def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float:
-    settings = Settings(data_dir=data_dir, database="bench_insert")
+def fresh_store(settings: Settings) -> Client:
+    """A client on ``settings``' database, migrated to the current schema."""
     admin = open_client(settings, database="")
     migrate(admin, settings)
-    client = open_client(settings)
+    admin.close()
+    return open_client(settings)
+
+
+def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float:
+    settings = Settings(data_dir=data_dir, database="bench_insert")
+    client = fresh_store(settings)
     batch = SpanColumns()
     while len(batch) < batch_rows:
         for payload in payloads:
@@ -94,7 +101,6 @@ def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float
         insert_spans(client, batch, settings={"insert_deduplicate": 0})
         rates.append(len(batch) / (time.perf_counter() - start))
     client.close()
-    admin.close()
     return statistics.median(rates[1:])
 
 

@@ -33,40 +33,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ingest import fresh_store, log, make_payloads  # noqa: E402  (bench/ingest.py)
 from otelhouse.settings import Settings  # noqa: E402
 from receiver.convert import convert_request  # noqa: E402
 from receiver.wal import WalService  # noqa: E402
 from receiver.wal.log import WriteAheadLog  # noqa: E402
-from storage import migrate, open_client  # noqa: E402
 from storage.traces import SpanColumns, insert_spans  # noqa: E402
-from tests.payloads import realistic_request  # noqa: E402
-
-DISTINCT_REQUESTS = 32
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def request_columns(spans_per_request: int) -> list[SpanColumns]:
     """Converted requests, as the batcher hands them to the log one request at a time."""
-    log(f"converting {DISTINCT_REQUESTS} requests of {spans_per_request} spans ...")
     return [
-        convert_request(
-            ExportTraceServiceRequest.FromString(
-                realistic_request(spans_per_request, seed=i, service=f"svc-{i % 8}")
-                .SerializeToString()
-            )
-        ).spans
-        for i in range(DISTINCT_REQUESTS)
+        convert_request(ExportTraceServiceRequest.FromString(payload)).spans
+        for payload in make_payloads(spans_per_request)
     ]
-
-
-def fresh_store(settings: Settings):  # noqa: ANN201 - a clickhouse-connect client
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
-    admin.close()
-    return open_client(settings)
 
 
 def insert_ceiling(requests: list[SpanColumns], total: int, settings: Settings) -> float:
