@@ -57,7 +57,7 @@ class Drainer:
         self._insert_seconds = 0.0
         self._last_insert_s = 0.0
         self._last_error = ""
-        self._failing = False
+        self._failures_in_a_row = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -77,7 +77,7 @@ class Drainer:
     def healthy(self) -> bool:
         """False from a failed insert until the next one succeeds: storage is unreachable
         or refusing, and the log should take everything meanwhile."""
-        return not self._failing
+        return self._failures_in_a_row == 0
 
     @property
     def running(self) -> bool:
@@ -95,7 +95,6 @@ class Drainer:
     def _run(self) -> None:
         batch: DrainBatch | None = None
         backoff = self._min_backoff_s
-        failed_attempts = 0
         while not self._should_exit():
             try:
                 if batch is None:
@@ -107,19 +106,19 @@ class Drainer:
                 self._wal.commit(batch)
             except Exception as exc:  # noqa: BLE001 - storage and disk errors alike: retry
                 self._failures += 1
-                self._failing = True
-                failed_attempts += 1
+                self._failures_in_a_row += 1
                 if str(exc) != self._last_error:
                     log.warning("write-ahead log drain failed, retrying with backoff: %s", exc)
                 self._last_error = str(exc)
                 self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:
-                self._failing = False
-                if failed_attempts:
-                    log.info("write-ahead log drain resumed after %d failures", failed_attempts)
+                if self._failures_in_a_row:
+                    log.info(
+                        "write-ahead log drain resumed after %d failures", self._failures_in_a_row
+                    )
                     self._last_error = ""
-                    failed_attempts = 0
+                    self._failures_in_a_row = 0
                 batch = None
                 backoff = self._min_backoff_s
 

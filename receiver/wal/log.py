@@ -185,7 +185,7 @@ class WriteAheadLog:
 
     def wait_for_cache_room(
         self, rows: int, timeout_s: float, storage_healthy: Callable[[], bool]
-    ) -> bool:
+    ) -> None:
         """Before appending ``rows``: wait, at most ``timeout_s``, while they would overflow
         the cache of a log whose whole backlog is cached and whose storage is healthy.
 
@@ -195,7 +195,7 @@ class WriteAheadLog:
         wait holds the receiver's sink, so the batcher's queue bound turns sustained overload
         into retryable refusals. It never applies while storage is failing or a backlog from
         disk (an outage, a restart) is being drained: then the log takes everything, as it is
-        for. True when there was room, False when the wait timed out."""
+        for."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while (
@@ -207,9 +207,8 @@ class WriteAheadLog:
             ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    return
                 self._cond.wait(min(remaining, _HEALTH_POLL_S))
-        return True
 
     def next_batch(self, max_rows: int, timeout_s: float) -> DrainBatch | None:
         """The records after the checkpoint, as one batch of at most ``max_rows`` rows (at
