@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY . .
-RUN pip install . \
+RUN pip install ./instrumentation . \
     && useradd --system --create-home --home-dir /home/otelhouse otelhouse \
     && mkdir /data && chown otelhouse /data
 

@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from otelhouse.settings import Settings  # noqa: E402
-from receiver.convert import convert_request  # noqa: E402
-from receiver.grpc_service import TRACE_SERVICE  # noqa: E402
-from storage import migrate, open_client  # noqa: E402
-from storage.traces import SpanColumns, insert_spans  # noqa: E402
+from otelhouse.receiver.convert import convert_request  # noqa: E402
+from otelhouse.receiver.grpc_service import TRACE_SERVICE  # noqa: E402
+from otelhouse.storage import migrate, open_client  # noqa: E402
+from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
 from tests.payloads import realistic_request  # noqa: E402
 from tests.serve_process import SERVE, free_port, serve_env  # noqa: E402
 

@@ -36,8 +36,8 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from instrumentation import Instrumentation, instrument_app
-from instrumentation.demo.services import create_inventory_app
+from otelhouse.instrumentation import Instrumentation, instrument_app
+from otelhouse.demo.services import create_inventory_app
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 TARGET_BUDGET_US = 50.0

@@ -30,8 +30,8 @@ if __name__ == "__main__" and Path(sys.path[0]).resolve() == Path(__file__).reso
 from fastapi.testclient import TestClient  # noqa: E402
 
 from otelhouse.settings import Settings  # noqa: E402
-from query.app import create_app  # noqa: E402
-from storage import migrate, open_client  # noqa: E402
+from otelhouse.query.app import create_app  # noqa: E402
+from otelhouse.storage import migrate, open_client  # noqa: E402
 
 SPANS_PER_TRACE = 8
 WINDOW_S = 50 * 60

@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from ingest import fresh_store, log, make_payloads  # noqa: E402  (bench/ingest.py)
 from otelhouse.settings import Settings  # noqa: E402
-from receiver.convert import convert_request  # noqa: E402
-from receiver.wal import WalService  # noqa: E402
-from receiver.wal.log import WriteAheadLog  # noqa: E402
-from storage.traces import SpanColumns, insert_spans  # noqa: E402
+from otelhouse.receiver.convert import convert_request  # noqa: E402
+from otelhouse.receiver.wal import WalService  # noqa: E402
+from otelhouse.receiver.wal.log import WriteAheadLog  # noqa: E402
+from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
 
 
 def request_columns(spans_per_request: int) -> list[SpanColumns]:

@@ -1,10 +1,10 @@
 """Instrument a FastAPI app in one call: ``instrument_app(app, service_name="shop")``.
 
-See :mod:`instrumentation.instrument` for the helper and :mod:`instrumentation.demo` for
+See :mod:`otelhouse.instrumentation.instrument` for the helper and :mod:`otelhouse.demo` for
 ``otelhouse demo``.
 """
 
-from instrumentation.instrument import (
+from otelhouse.instrumentation.instrument import (
     Instrumentation,
     instrument_app,
     instrumentation_of,

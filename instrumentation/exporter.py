@@ -68,7 +68,7 @@ def build_exporter(
     """An OTLP span exporter; ``None`` arguments fall through to the SDK's env handling.
 
     For gRPC, ``encoder="wire"`` writes the protobuf bytes directly
-    (:mod:`instrumentation.otlp_encode`, the same bytes, a fraction of the CPU) and ``"sdk"``
+    (:mod:`otelhouse.instrumentation.otlp_encode`, the same bytes, a fraction of the CPU) and ``"sdk"``
     keeps the SDK's own exporter. OTLP/HTTP always uses the SDK's exporter."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown OTLP encoder {encoder!r}: use one of {', '.join(ENCODERS)}")
@@ -76,7 +76,7 @@ def build_exporter(
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        from instrumentation.otlp_exporter import WireOTLPSpanExporter
+        from otelhouse.instrumentation.otlp_exporter import WireOTLPSpanExporter
 
         kind = WireOTLPSpanExporter if encoder == "wire" else OTLPSpanExporter
         return kind(endpoint=target, headers=dict(headers) if headers else None)

@@ -23,13 +23,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from instrumentation.exporter import build_exporter, resolve_protocol
-from instrumentation.logs import disable_log_correlation, enable_log_correlation
-from instrumentation.resource import build_resource
-from instrumentation.server_span import ServerSpanMiddleware
-from instrumentation.server_span import excluded_urls as excluded_urls_list
-from instrumentation.trace_header import DEFAULT_TRACE_HEADER, ASGIApp, TraceIdHeaderMiddleware
-from otelhouse import __version__
+from otelhouse.instrumentation.exporter import build_exporter, resolve_protocol
+from otelhouse.instrumentation.logs import disable_log_correlation, enable_log_correlation
+from otelhouse.instrumentation.resource import build_resource
+from otelhouse.instrumentation.server_span import ServerSpanMiddleware
+from otelhouse.instrumentation.server_span import excluded_urls as excluded_urls_list
+from otelhouse.instrumentation.trace_header import DEFAULT_TRACE_HEADER, ASGIApp, TraceIdHeaderMiddleware
+from otelhouse.instrumentation.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def instrument_app(
     for batching; ``OTEL_TRACES_SAMPLER[_ARG]``; ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``.
     ``endpoint`` may be a bare ``host:port`` (plaintext). ``exporter`` replaces the OTLP one,
     or is ``"sdk"`` for the SDK's OTLP/gRPC exporter instead of the default one that writes
-    the same protobuf bytes directly (:mod:`instrumentation.otlp_encode`, about a third of
+    the same protobuf bytes directly (:mod:`otelhouse.instrumentation.otlp_encode`, about a third of
     the CPU); ``tracer_provider`` replaces the provider (then configure export on it yourself).
 
     ``engine="lean"`` (default) makes one server span per request with

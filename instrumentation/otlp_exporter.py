@@ -1,4 +1,4 @@
-"""The SDK's OTLP/gRPC span exporter, sending bytes from :mod:`instrumentation.otlp_encode`.
+"""The SDK's OTLP/gRPC span exporter, sending bytes from :mod:`otelhouse.instrumentation.otlp_encode`.
 
 Only the encoding changes: endpoint, headers, TLS and credentials, compression, timeout,
 retries with backoff and ``RetryInfo``, reconnecting on ``UNAVAILABLE``, the exporter's own
@@ -17,7 +17,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
 
-from instrumentation.otlp_encode import encode_spans
+from otelhouse.instrumentation.otlp_encode import encode_spans
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

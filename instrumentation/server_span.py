@@ -20,13 +20,13 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import ExcludeList, get_excluded_urls, parse_excluded_urls
 
-from instrumentation.span_attributes import (
+from otelhouse.instrumentation.span_attributes import (
     CleanValue,
     sampler_ignores_attributes,
     set_clean_attributes,
 )
-from instrumentation.traceparent import is_w3c_default, remote_parent
-from instrumentation.trace_header import (
+from otelhouse.instrumentation.traceparent import is_w3c_default, remote_parent
+from otelhouse.instrumentation.trace_header import (
     ASGIApp,
     Message,
     Receive,

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from instrumentation.demo import command as demo_command
-from otelhouse import __version__
+from otelhouse.demo import command as demo_command
+from otelhouse.version import __version__
 from otelhouse.settings import Settings
-from query import cli as query_command
+from otelhouse.query import cli as query_command
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:

@@ -17,14 +17,14 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.asgi import HostedUvicorn
 from otelhouse.settings import Settings, split_host_port
-from receiver.http_service import OtlpHttpReceiver
-from receiver.metrics import wal_samples
-from receiver.server import GrpcReceiver
-from receiver.stats import report_periodically
-from receiver.tls import TlsConfigError, server_tls
-from receiver.wal import WalError, WalService
-from storage import StorageUnavailable, migrate, open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.metrics import wal_samples
+from otelhouse.receiver.server import GrpcReceiver
+from otelhouse.receiver.stats import report_periodically
+from otelhouse.receiver.tls import TlsConfigError, server_tls
+from otelhouse.receiver.wal import WalError, WalService
+from otelhouse.storage import StorageUnavailable, migrate, open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
 
@@ -179,7 +179,7 @@ async def start_api(
     reports ``receiver_state`` (queue depth). It uses the receivers' certificate, so one
     ``--tls-cert-file`` leaves no listener in plaintext."""
     try:
-        from query.app import create_app
+        from otelhouse.query.app import create_app
     except ImportError:
         return None
     try:

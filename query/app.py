@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from otelhouse import __version__
+from otelhouse.version import __version__
 from otelhouse.settings import Settings
 from otelhouse.tokens import BearerTokens
-from query.deps import require_token
-from query.routers import health
-from storage import open_client
+from otelhouse.query.deps import require_token
+from otelhouse.query.routers import health
+from otelhouse.storage import open_client
 
 
 def create_app(
@@ -47,8 +47,8 @@ def create_app(
 
 def _api_routers() -> list:
     """Routers under /api and /jaeger; every one of them sits behind the token check."""
-    from query.routers import errors, exceptions, latency, operations, requests, services
-    from query.routers import jaeger, traces
+    from otelhouse.query.routers import errors, exceptions, latency, operations, requests, services
+    from otelhouse.query.routers import jaeger, traces
 
     aggregates = [services, operations, latency, errors, exceptions, requests]
     return [module.router for module in [*aggregates, traces, jaeger]]

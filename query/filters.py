@@ -25,7 +25,7 @@ from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from query.params import TimeRange
+from otelhouse.query.params import TimeRange
 
 TIME_RANGE = (
     "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) "

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from query.jaeger_model import error_envelope
+from otelhouse.query.jaeger_model import error_envelope
 
 
 class JaegerError(BaseModel):
@@ -56,7 +56,7 @@ def error_response(code: int, *messages: str) -> JSONResponse:
 
 
 def validation_messages(exc: RequestValidationError) -> list[str]:
-    """``parameter: problem`` for each failure, as :class:`query.jaeger_params.BadParameter`
+    """``parameter: problem`` for each failure, as :class:`otelhouse.query.jaeger_params.BadParameter`
     words its own."""
     messages = []
     for error in exc.errors():

@@ -18,7 +18,7 @@ import math
 import re
 from typing import Any
 
-from query.trace_fetch import Event, Span
+from otelhouse.query.trace_fetch import Event, Span
 
 JAEGER_KINDS = {
     "Internal": "internal",

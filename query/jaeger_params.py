@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import HTTPException
 
-from query.jaeger_model import OTEL_KINDS
-from query.params import DEFAULT_SINCE, MAX_RANGE, TimeRange, parse_since
-from query.trace_search import MAX_ATTRIBUTES, SpanMatch
+from otelhouse.query.jaeger_model import OTEL_KINDS
+from otelhouse.query.params import DEFAULT_SINCE, MAX_RANGE, TimeRange, parse_since
+from otelhouse.query.trace_search import MAX_ATTRIBUTES, SpanMatch
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1500

@@ -26,8 +26,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field
 
-from query.semantics import ERROR, REQUEST
-from query.units import NS_PER_MS, finite_or_none
+from otelhouse.query.semantics import ERROR, REQUEST
+from otelhouse.query.units import NS_PER_MS, finite_or_none
 
 RELATIVE_ACCURACY = 0.01
 QUANTILE_LEVELS: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)

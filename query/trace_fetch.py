@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
-from query.filters import Where
+from otelhouse.query.filters import Where
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 

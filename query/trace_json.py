@@ -12,9 +12,9 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
-from query.trace_fetch import Event, Link, Span
-from query.trace_search import TraceSummary
-from query.units import datetime_from_ns, ms_from_ns
+from otelhouse.query.trace_fetch import Event, Link, Span
+from otelhouse.query.trace_search import TraceSummary
+from otelhouse.query.units import datetime_from_ns, ms_from_ns
 
 
 class EventOut(BaseModel):

@@ -31,9 +31,9 @@ from enum import StrEnum
 
 from clickhouse_connect.driver.client import Client
 
-from query.filters import TIME_RANGE, Where, span_filter
-from query.params import TimeRange, epoch_ns
-from query.trace_fetch import trace_window
+from otelhouse.query.filters import TIME_RANGE, Where, span_filter
+from otelhouse.query.params import TimeRange, epoch_ns
+from otelhouse.query.trace_fetch import trace_window
 
 MAX_LIMIT = 1000
 MAX_ATTRIBUTES = 20

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otelhouse.tokens import BearerTokens
-from receiver.stats import IngestStats
+from otelhouse.receiver.stats import IngestStats
 
 REFUSAL = "missing or wrong bearer token (see OTELHOUSE_OTLP_TOKENS)"
 

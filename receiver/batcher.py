@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from receiver.stats import IngestStats
-from storage.traces import SpanColumns
+from otelhouse.receiver.stats import IngestStats
+from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 

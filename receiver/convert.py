@@ -20,8 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from receiver.limits import DEFAULT_LIMITS, ConvertLimits
-from storage.traces import SpanColumns
+from otelhouse.receiver.limits import DEFAULT_LIMITS, ConvertLimits
+from otelhouse.storage.traces import SpanColumns
 
 MAX_TIME_NS = 2**63 - 1
 """Latest time ``DateTime64(9)`` holds; one later value would fail the whole batch insert."""

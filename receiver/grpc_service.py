@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 
-from receiver.ingest import InvalidRequest, RetryLater, TraceIngest
+from otelhouse.receiver.ingest import InvalidRequest, RetryLater, TraceIngest
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHODS = (f"/{TRACE_SERVICE}/Export",)

@@ -31,8 +31,8 @@ from starlette.routing import Route
 from otelhouse.asgi import HostedUvicorn
 from otelhouse.settings import Settings, split_host_port
 from otelhouse.tokens import BearerTokens
-from receiver.auth import REFUSAL, HttpBearerAuth
-from receiver.ingest import (
+from otelhouse.receiver.auth import REFUSAL, HttpBearerAuth
+from otelhouse.receiver.ingest import (
     Decoder,
     IngestError,
     InvalidRequest,
@@ -41,10 +41,10 @@ from receiver.ingest import (
     TraceIngest,
     decode_protobuf,
 )
-from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from receiver.metrics import ReceiverMetrics
-from receiver.otlp_json import decode_json
-from receiver.tls import server_tls
+from otelhouse.receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from otelhouse.receiver.metrics import ReceiverMetrics
+from otelhouse.receiver.otlp_json import decode_json
+from otelhouse.receiver.tls import server_tls
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
-from receiver.convert import Converted, convert_request
-from receiver.inflight import Hold, InflightBytes, InflightFull
-from receiver.limits import DEFAULT_LIMITS, ConvertLimits
+from otelhouse.receiver.batcher import Batcher, BatcherClosed, Overloaded, SinkFailed
+from otelhouse.receiver.convert import Converted, convert_request
+from otelhouse.receiver.inflight import Hold, InflightBytes, InflightFull
+from otelhouse.receiver.limits import DEFAULT_LIMITS, ConvertLimits
 
 RETRY_AFTER_S = 1.0
 DEFAULT_MAX_INFLIGHT_BYTES = 256 * 1024 * 1024

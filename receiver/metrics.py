@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from receiver.stats import IngestStats, LatencyHistogram
+from otelhouse.receiver.stats import IngestStats, LatencyHistogram
 
 if TYPE_CHECKING:
-    from receiver.inflight import InflightBytes
-    from receiver.wal.service import WalStats
+    from otelhouse.receiver.inflight import InflightBytes
+    from otelhouse.receiver.wal.service import WalStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from receiver.ingest import InvalidRequest
+from otelhouse.receiver.ingest import InvalidRequest
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _SPAN_IDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")

@@ -9,14 +9,14 @@ import grpc
 
 from otelhouse.settings import Settings
 from otelhouse.tokens import BearerTokens
-from receiver.auth import GrpcBearerAuth
-from receiver.batcher import Batcher, Sink
-from receiver.grpc_service import TraceExportHandler
-from receiver.ingest import TraceIngest
-from receiver.limits import ConvertLimits
-from receiver.metrics import ReceiverMetrics, inflight_samples
-from receiver.stats import IngestStats, LatencyHistogram, timed
-from receiver.tls import server_tls
+from otelhouse.receiver.auth import GrpcBearerAuth
+from otelhouse.receiver.batcher import Batcher, Sink
+from otelhouse.receiver.grpc_service import TraceExportHandler
+from otelhouse.receiver.ingest import TraceIngest
+from otelhouse.receiver.limits import ConvertLimits
+from otelhouse.receiver.metrics import ReceiverMetrics, inflight_samples
+from otelhouse.receiver.stats import IngestStats, LatencyHistogram, timed
+from otelhouse.receiver.tls import server_tls
 
 log = logging.getLogger(__name__)
 

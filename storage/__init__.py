@@ -1,6 +1,6 @@
 """ClickHouse storage: one clickhouse-connect client for the embedded and the server mode."""
 
-from storage.client import StorageUnavailable, open_client
-from storage.migrations import migrate
+from otelhouse.storage.client import StorageUnavailable, open_client
+from otelhouse.storage.migrations import migrate
 
 __all__ = ["StorageUnavailable", "migrate", "open_client"]

@@ -44,7 +44,7 @@ def load_migrations(settings: Settings) -> list[Migration]:
         "ttl_trace_id_ts": _ttl("Start", days),
     }
     migrations = []
-    for entry in sorted(resources.files("storage").joinpath("schema").iterdir(), key=str):
+    for entry in sorted(resources.files("otelhouse.storage").joinpath("schema").iterdir(), key=str):
         match = _FILE_NAME.match(entry.name)
         if not match:
             continue

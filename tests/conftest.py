@@ -14,17 +14,25 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from receiver.batcher import Sink
-from receiver.http_service import OtlpHttpReceiver
-from receiver.server import GrpcReceiver
-from storage import migrate, open_client
-from storage.traces import insert_spans
+from otelhouse.receiver.batcher import Sink
+from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.server import GrpcReceiver
+from otelhouse.storage import migrate, open_client
+from otelhouse.storage.traces import insert_spans
 from tests.receiver.http_harness import HttpReceiver
+
+STORED_SPAN_COLUMNS = (
+    "TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, StatusCode, "
+    "StatusMessage, SpanAttributes, ResourceAttributes, HttpMethod, HttpRoute, "
+    "HttpStatusCode, ClientAddress, `Events.Name` AS EventNames, "
+    "`Events.Attributes` AS EventAttributes"
+)
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +142,24 @@ def start_http_receiver(
 @pytest.fixture
 def http_receiver(start_http_receiver: Callable[..., HttpReceiver]) -> HttpReceiver:
     return start_http_receiver()
+
+
+@pytest.fixture
+def stored(storage: Client) -> Callable[..., list[dict[str, Any]]]:
+    """``stored(where, **params)``: the matching span rows, oldest first. No waiting: the
+    receiver acknowledges an export only once it is stored, so after a successful flush
+    (``handle.shutdown()`` is True) every span is there."""
+
+    def fetch(where: str = "1", **parameters: Any) -> list[dict[str, Any]]:
+        sql = f"SELECT {STORED_SPAN_COLUMNS} FROM otel_traces WHERE {where} ORDER BY Timestamp"
+        return list(storage.query(sql, parameters=parameters).named_results())
+
+    return fetch
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test whose fixtures reach the embedded engine's data directory is an
+    integration test; so ``-m 'not integration'`` leaves only the fast unit tests."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

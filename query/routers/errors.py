@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
-from query.params import TimeRange, TimeRangeDep
-from query.semantics import ERROR
-from query.stats import error_rate
-from storage.traces import TRACES_TABLE
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
+from otelhouse.query.params import TimeRange, TimeRangeDep
+from otelhouse.query.semantics import ERROR
+from otelhouse.query.stats import error_rate
+from otelhouse.storage.traces import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["errors"])
 

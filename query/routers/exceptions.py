@@ -21,10 +21,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from query.deps import ClientDep
-from query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
-from query.params import TimeRange, TimeRangeDep
-from query.units import datetime_from_ns
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
+from otelhouse.query.params import TimeRange, TimeRangeDep
+from otelhouse.query.units import datetime_from_ns
 
 router = APIRouter(prefix="/api/v1", tags=["exceptions"])
 

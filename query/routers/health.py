@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from query.deps import ClientDep
+from otelhouse.query.deps import ClientDep
 
 router = APIRouter(tags=["health"])
 

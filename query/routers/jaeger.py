@@ -15,16 +15,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from query.deps import ClientDep
-from query.jaeger_errors import (
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.jaeger_errors import (
     MALFORMED,
     NOT_FOUND,
     OTHER_CLIENT_ERRORS,
     JaegerRoute,
     error_response,
 )
-from query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, jaeger_trace
-from query.jaeger_params import (
+from otelhouse.query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, jaeger_trace
+from otelhouse.query.jaeger_params import (
     MAX_LIMIT,
     BadParameter,
     parse_limit,
@@ -32,8 +32,8 @@ from query.jaeger_params import (
     parse_time_range,
     span_match,
 )
-from query.trace_fetch import fetch_traces, normalise_trace_id
-from query.trace_search import matching_trace_ids_query, query_ids
+from otelhouse.query.trace_fetch import fetch_traces, normalise_trace_id
+from otelhouse.query.trace_search import matching_trace_ids_query, query_ids
 
 router = APIRouter(
     prefix="/jaeger/api", tags=["jaeger"], route_class=JaegerRoute, responses=OTHER_CLIENT_ERRORS

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
-from query.deps import ClientDep
-from query.filters import (
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.filters import (
     OperationParam,
     RangeResponse,
     ServiceParam,
@@ -26,10 +26,10 @@ from query.filters import (
     named_rows,
     span_filter,
 )
-from query.params import TimeRange, TimeRangeDep
-from query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
-from query.units import datetime_from_s
-from storage.traces import TRACES_TABLE
+from otelhouse.query.params import TimeRange, TimeRangeDep
+from otelhouse.query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
+from otelhouse.query.units import datetime_from_s
+from otelhouse.storage.traces import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["latency"])
 

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from query.deps import ClientDep
-from query.filters import (
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.filters import (
     RangeResponse,
     ServiceParam,
     Where,
@@ -23,11 +23,11 @@ from query.filters import (
     named_rows,
     span_filter,
 )
-from query.params import TimeRange, TimeRangeDep
-from query.semantics import ERROR, REQUEST
-from query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
-from query.units import NS_PER_MS, datetime_from_ns, finite_or_none
-from storage.traces import TRACES_TABLE
+from otelhouse.query.params import TimeRange, TimeRangeDep
+from otelhouse.query.semantics import ERROR, REQUEST
+from otelhouse.query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
+from otelhouse.query.units import NS_PER_MS, datetime_from_ns, finite_or_none
+from otelhouse.storage.traces import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 
-from query.deps import ClientDep
-from query.filters import OperationParam, ServiceParam, limit_param
-from query.params import TimeRangeDep
-from query.trace_fetch import fetch_trace, normalise_trace_id
-from query.trace_json import TraceOut, TraceSearchOut, TraceSummaryOut
-from query.trace_search import (
+from otelhouse.query.deps import ClientDep
+from otelhouse.query.filters import OperationParam, ServiceParam, limit_param
+from otelhouse.query.params import TimeRangeDep
+from otelhouse.query.trace_fetch import fetch_trace, normalise_trace_id
+from otelhouse.query.trace_json import TraceOut, TraceSearchOut, TraceSummaryOut
+from otelhouse.query.trace_search import (
     MAX_ATTRIBUTES,
     MAX_LIMIT,
     Order,
@@ -22,7 +22,7 @@ from query.trace_search import (
     find_trace_ids,
     summarise,
 )
-from query.units import NS_PER_MS
+from otelhouse.query.units import NS_PER_MS
 
 router = APIRouter(prefix="/api/v1/traces", tags=["traces"])
 

@@ -6,10 +6,10 @@ storage outage or a crash loses nothing that was acknowledged.
 ``service`` ties log and drainer together for ``otelhouse serve``.
 """
 
-from receiver.wal.drainer import Drainer, DrainStats, Insert
-from receiver.wal.log import DrainBatch, LogStats, WalFull, WalLocked, WriteAheadLog
-from receiver.wal.records import CorruptRecord, WalError
-from receiver.wal.service import WalService, WalStats
+from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
+from otelhouse.receiver.wal.log import DrainBatch, LogStats, WalFull, WalLocked, WriteAheadLog
+from otelhouse.receiver.wal.records import CorruptRecord, WalError
+from otelhouse.receiver.wal.service import WalService, WalStats
 
 __all__ = [
     "CorruptRecord",

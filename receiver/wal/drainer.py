@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from receiver.wal.log import DrainBatch, WriteAheadLog
-from storage.traces import SpanColumns
+from otelhouse.receiver.wal.log import DrainBatch, WriteAheadLog
+from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 

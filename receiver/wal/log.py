@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from receiver.wal.checkpoint import Checkpoint, fsync_directory, load_checkpoint, save_checkpoint
-from receiver.wal.records import (
+from otelhouse.receiver.wal.checkpoint import Checkpoint, fsync_directory, load_checkpoint, save_checkpoint
+from otelhouse.receiver.wal.records import (
     SEGMENT_HEADER,
     CorruptRecord,
     Record,
@@ -41,7 +41,7 @@ from receiver.wal.records import (
     scan,
     segment_header,
 )
-from storage.traces import SpanColumns
+from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from storage.traces import COLUMN_FIELDS, SpanColumns
+from otelhouse.storage.traces import COLUMN_FIELDS, SpanColumns
 
 MAGIC = b"OHWALSEG"
 SEGMENT_HEADER = struct.Struct("<8sI")

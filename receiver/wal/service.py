@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from otelhouse.settings import Settings
-from receiver.wal.drainer import Drainer, DrainStats, Insert
-from receiver.wal.log import LogStats, WriteAheadLog
-from storage.traces import SpanColumns
+from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
+from otelhouse.receiver.wal.log import LogStats, WriteAheadLog
+from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from storage.traces import SpanColumns
+from otelhouse.storage.traces import SpanColumns
 
 NS = 1_000_000_000
 IN_RANGE_S = 3600

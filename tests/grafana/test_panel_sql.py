@@ -18,8 +18,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage import migrate, open_client
-from storage.traces import insert_spans
+from otelhouse.storage import migrate, open_client
+from otelhouse.storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
 from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
 from tests.grafana.expand import ALL, TimeRange, Variable, expand

@@ -6,8 +6,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-from instrumentation.exporter import build_exporter, exporter_endpoint, resolve_protocol
-from instrumentation.resource import build_resource
+from otelhouse.instrumentation.exporter import build_exporter, exporter_endpoint, resolve_protocol
+from otelhouse.instrumentation.resource import build_resource
 
 GENERAL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 TRACES = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from instrumentation import instrument_app, instrumentation_of, uninstrument_app
-from tests.instrumentation.conftest import serving
+from otelhouse.instrumentation import instrument_app, instrumentation_of, uninstrument_app
+from tests.app_server import serving
 from tests.receiver.http_harness import HttpReceiver
 
 Stored = Callable[..., list[dict[str, Any]]]

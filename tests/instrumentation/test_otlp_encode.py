@@ -31,8 +31,8 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from instrumentation.otlp_encode import encode_spans
-from instrumentation.otlp_exporter import EXPORT_METHOD, WireOTLPSpanExporter
+from otelhouse.instrumentation.otlp_encode import encode_spans
+from otelhouse.instrumentation.otlp_exporter import EXPORT_METHOD, WireOTLPSpanExporter
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 REMOTE = SpanContext(

@@ -38,9 +38,9 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from instrumentation import instrument_app
-from instrumentation import span_attributes
-from instrumentation.span_attributes import sampler_ignores_attributes, set_clean_attributes
+from otelhouse.instrumentation import instrument_app
+from otelhouse.instrumentation import span_attributes
+from otelhouse.instrumentation.span_attributes import sampler_ignores_attributes, set_clean_attributes
 
 USER_AGENT = "server-span-test/2.0 (+https://example.invalid/a/rather/long/user/agent)"
 

@@ -12,7 +12,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from instrumentation.traceparent import is_w3c_default, remote_parent
+from otelhouse.instrumentation.traceparent import is_w3c_default, remote_parent
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"

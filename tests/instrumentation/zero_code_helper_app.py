@@ -3,7 +3,7 @@ trace-id header without tracing a second time."""
 
 from __future__ import annotations
 
-from instrumentation import instrument_app
+from otelhouse.instrumentation import instrument_app
 from tests.instrumentation.zero_code_app import app
 
 instrument_app(app)

@@ -10,7 +10,7 @@ from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
 from otelhouse.settings import Settings
-from query.app import create_app
+from otelhouse.query.app import create_app
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from storage.traces import insert_spans
+from otelhouse.storage.traces import insert_spans
 from tests.query.trace_builder import SpanSpec, to_columns
 
 INJECTION_CORPUS = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from storage.traces import SpanColumns
+from otelhouse.storage.traces import SpanColumns
 
 RELATIVE_ACCURACY = 0.01
 

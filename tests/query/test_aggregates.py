@@ -13,7 +13,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from storage.traces import insert_spans
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Span, Window, assert_percentiles, generate, to_columns
 
 LEVELS = (0.5, 0.9, 0.95, 0.99)

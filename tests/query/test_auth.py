@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from otelhouse.settings import Settings
-from query.app import create_app
+from otelhouse.query.app import create_app
 
 TOKENS = ("alpha-token", "beta-token")
 REFUSED_HEADERS = (

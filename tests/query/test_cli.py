@@ -21,9 +21,9 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.cli import main
 from otelhouse.settings import Settings
-from query.app import create_app
-from receiver.tls import server_tls
-from storage.traces import insert_spans
+from otelhouse.query.app import create_app
+from otelhouse.receiver.tls import server_tls
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, generate, to_columns
 from tests.tls_certs import self_signed
 

@@ -12,8 +12,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from query.routers.exceptions import normalised
-from storage.traces import insert_spans
+from otelhouse.query.routers.exceptions import normalised
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, Window, random_id, to_columns
 
 

@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from storage.traces import insert_spans
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, Window, to_columns
 
 PATHS = (

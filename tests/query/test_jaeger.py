@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from query.jaeger_model import tag
-from query.jaeger_params import BadParameter, parse_duration
+from otelhouse.query.jaeger_model import tag
+from otelhouse.query.jaeger_params import BadParameter, parse_duration
 from tests.conftest import ReceiverThread
 from tests.query.hostile import (  # noqa: F401 - long_urls is a fixture
     INJECTION_CORPUS,

@@ -19,8 +19,8 @@ from schemathesis.checks import (
 )
 
 from otelhouse.settings import Settings
-from query.app import create_app
-from storage.traces import insert_spans
+from otelhouse.query.app import create_app
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Window, generate, to_columns
 
 AGGREGATE_PATHS = (

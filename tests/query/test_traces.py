@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.conftest import ReceiverThread
 from tests.query.hostile import insert_corpus, long_urls  # noqa: F401 - fixture
 from tests.query.sdk_traces import send_shop_trace
-from query.trace_search import RECENT_SHARE
-from storage.traces import insert_spans
+from otelhouse.query.trace_search import RECENT_SHARE
+from otelhouse.storage.traces import insert_spans
 from tests.query.trace_builder import SpanSpec, by_trace, insert_shop, random_traces, to_columns
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.storage.traces import SpanColumns, insert_spans
 
 SERVICES = ("frontend", "cart", "payment", "inventory")
 OPERATIONS = ("GET /cart", "POST /checkout", "charge", "reserve", "SELECT stock", "render")

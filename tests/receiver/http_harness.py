@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 
-from receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.http_service import OtlpHttpReceiver
 
 if TYPE_CHECKING:
     from tests.conftest import ReceiverThread

@@ -10,9 +10,9 @@ from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelhouse.settings import Settings
-from receiver.grpc_service import TRACE_SERVICE
-from storage import open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.storage import open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
 
 CLIENTS = 8

@@ -11,8 +11,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from otelhouse.settings import Settings
-from receiver.convert import convert_request, format_double
-from receiver.limits import ConvertLimits
+from otelhouse.receiver.convert import convert_request, format_double
+from otelhouse.receiver.limits import ConvertLimits
 from tests.payloads import kv, realistic_request
 
 TRACE = bytes.fromhex("5B8EFFF798038103D269B633813FC60C")

@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelhouse.settings import Settings
-from receiver.convert import convert_request
-from receiver.grpc_service import TRACE_SERVICE
-from receiver.wal import Drainer, Insert, WalService, WriteAheadLog
-from receiver.wal.records import SEGMENT_HEADER
-from storage import open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.receiver.convert import convert_request
+from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.wal import Drainer, Insert, WalService, WriteAheadLog
+from otelhouse.receiver.wal.records import SEGMENT_HEADER
+from otelhouse.storage import open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
 from tests.payloads import realistic_request
 from tests.serve_process import free_port, query_store, run_serve, serve_env, start_serve

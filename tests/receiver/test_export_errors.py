@@ -15,9 +15,9 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelhouse.settings import Settings
-from receiver.grpc_service import TRACE_SERVICE
-from storage import open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.storage import open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
 from tests.payloads import realistic_request
 

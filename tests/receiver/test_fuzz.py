@@ -20,9 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from receiver.convert import MAX_TIME_NS, SPAN_KINDS, STATUS_CODES, Converted, convert_request
-from receiver.limits import DEFAULT_LIMITS, MIN_VALUE_BYTES, ConvertLimits
-from storage.traces import COLUMN_NAMES, insert_spans
+from otelhouse.receiver.convert import MAX_TIME_NS, SPAN_KINDS, STATUS_CODES, Converted, convert_request
+from otelhouse.receiver.limits import DEFAULT_LIMITS, MIN_VALUE_BYTES, ConvertLimits
+from otelhouse.storage.traces import COLUMN_NAMES, insert_spans
 
 FUZZ = settings(
     max_examples=150,

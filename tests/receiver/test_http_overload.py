@@ -14,8 +14,8 @@ from google.rpc import code_pb2, status_pb2
 from google.rpc.error_details_pb2 import RetryInfo
 
 from otelhouse.settings import Settings
-from storage import open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.storage import open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import StartHttpReceiver, stored_count
 

@@ -18,9 +18,9 @@ from google.rpc import code_pb2, status_pb2
 from google.rpc.error_details_pb2 import RetryInfo
 
 from otelhouse.settings import Settings
-from receiver.grpc_service import TRACE_SERVICE
-from storage import open_client
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.storage import open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 from tests.receiver.test_http_overload import rss_mib

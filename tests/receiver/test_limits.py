@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from receiver.grpc_service import METHODS
+from otelhouse.receiver.grpc_service import METHODS
 from tests.conftest import ReceiverThread
 from tests.payloads import kv, realistic_request
 

@@ -10,8 +10,8 @@ import httpx
 from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from receiver.grpc_service import METHODS
-from receiver.metrics import Sample
+from otelhouse.receiver.grpc_service import METHODS
+from otelhouse.receiver.metrics import Sample
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, stored_count
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.stats import IngestStats, describe_interval
+from otelhouse.receiver.stats import IngestStats, describe_interval
 
 BEFORE = IngestStats(requests=10, received=1000, stored=900, rejected=2, refused=50, failed=0)
 AFTER = IngestStats(requests=14, received=1400, stored=1250, rejected=3, refused=80, failed=20)

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from otelhouse.settings import Settings
-from receiver.tls import TlsConfigError, server_tls
+from otelhouse.receiver.tls import TlsConfigError, server_tls
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 from tests.tls_certs import requires_openssl, self_signed
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from receiver.convert import convert_request
-from receiver.wal import DrainBatch, Drainer, WalError, WalFull, WalLocked, WriteAheadLog
-from receiver.wal.records import MAGIC, SEGMENT_HEADER, encode_record
-from storage.traces import SpanColumns
+from otelhouse.receiver.convert import convert_request
+from otelhouse.receiver.wal import DrainBatch, Drainer, WalError, WalFull, WalLocked, WriteAheadLog
+from otelhouse.receiver.wal.records import MAGIC, SEGMENT_HEADER, encode_record
+from otelhouse.storage.traces import SpanColumns
 from tests.payloads import realistic_request
 
 SEGMENT_BYTES = 256 * 1024

@@ -11,8 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from receiver.wal import WalService
-from storage.traces import SpanColumns
+from otelhouse.receiver.wal import WalService
+from otelhouse.storage.traces import SpanColumns
 from tests.receiver.test_wal import open_log, spans_of
 
 CACHE_ROWS = 100

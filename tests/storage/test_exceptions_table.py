@@ -10,9 +10,9 @@ import time
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage import migrate, open_client
-from storage.migrations import VERSION_TABLE, load_migrations
-from storage.traces import insert_spans
+from otelhouse.storage import migrate, open_client
+from otelhouse.storage.migrations import VERSION_TABLE, load_migrations
+from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, random_id, to_columns
 
 def spans_with_events(rng: random.Random, count: int) -> tuple[list[Span], set[tuple]]:

@@ -4,8 +4,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage import StorageUnavailable, migrate, open_client
-from storage.migrations import VERSION_TABLE, applied_versions, load_migrations
+from otelhouse.storage import StorageUnavailable, migrate, open_client
+from otelhouse.storage.migrations import VERSION_TABLE, applied_versions, load_migrations
 
 
 def test_migrations_apply_once_and_record_versions(settings: Settings, storage: Client) -> None:

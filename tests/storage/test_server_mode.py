@@ -4,7 +4,7 @@ Runs when ``OTELHOUSE_TEST_CLICKHOUSE_URL`` names a server (``http://user:pass@h
 e.g. the compose stack's ClickHouse); each test gets a database of its own there, dropped
 afterwards. This module overrides only the ``settings`` fixture (conftest's ``storage``
 migrates whatever ``settings`` names), so the embedded suite's migration tests, imported
-below, run unchanged through ``storage.open_client`` in server mode.
+below, run unchanged through ``otelhouse.storage.open_client`` in server mode.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from storage.traces import SpanColumns, insert_spans
+from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.storage import test_migrations
 
 SERVER_URL = os.environ.get("OTELHOUSE_TEST_CLICKHOUSE_URL", "")

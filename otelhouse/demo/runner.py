@@ -15,10 +15,10 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from instrumentation.demo.load import Tally, generate_load, report_progress
-from instrumentation.demo.services import Behaviour, create_inventory_app, create_shop_app
-from instrumentation.instrument import Instrumentation, instrument_app
-from otelhouse import __version__
+from otelhouse.demo.load import Tally, generate_load, report_progress
+from otelhouse.demo.services import Behaviour, create_inventory_app, create_shop_app
+from otelhouse.instrumentation.instrument import Instrumentation, instrument_app
+from otelhouse.version import __version__
 
 STARTUP_TIMEOUT_S = 15.0
 

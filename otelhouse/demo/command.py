@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-CHATTY_LOGGERS = ("httpx", "instrumentation.demo.services")
+CHATTY_LOGGERS = ("httpx", "otelhouse.demo.services")
 """A line per request from these would bury the progress lines; ``-v`` lets them through."""
 
 
@@ -78,8 +78,8 @@ def register(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from instrumentation.demo.load import Tally
-    from instrumentation.demo.runner import DemoError, DemoOptions, run_demo
+    from otelhouse.demo.load import Tally
+    from otelhouse.demo.runner import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(
         otlp_endpoint=args.otlp_endpoint,

@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-from instrumentation.instrument import instrumentation_of
+from otelhouse.instrumentation.instrument import instrumentation_of
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from instrumentation import Instrumentation, instrument_app
-from instrumentation.demo.runner import DemoError, check_reachable
-from instrumentation.demo.services import Behaviour, create_inventory_app, create_shop_app
-from tests.instrumentation.conftest import serving
+from otelhouse.instrumentation import Instrumentation, instrument_app
+from otelhouse.demo.runner import DemoError, check_reachable
+from otelhouse.demo.services import Behaviour, create_inventory_app, create_shop_app
+from tests.app_server import serving
 from tests.serve_process import free_port
 
 Stored = Callable[..., list[dict[str, Any]]]

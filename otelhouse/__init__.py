@@ -1,3 +1,0 @@
-"""otelhouse: an OpenTelemetry backend on ClickHouse."""
-
-__version__ = "0.1.0"
