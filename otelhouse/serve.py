@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.asgi import HostedUvicorn
-from otelhouse.settings import Settings, split_host_port
+from otelhouse.core.asgi import HostedUvicorn
+from otelhouse.core.addresses import split_host_port
+from otelhouse.settings import Settings
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.receiver.stats import report_periodically
-from otelhouse.receiver.tls import TlsConfigError, server_tls
+from otelhouse.core.tls import TlsConfigError, server_tls
 from otelhouse.receiver.wal import WalError, WalService
 from otelhouse.storage import StorageUnavailable, migrate, open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
@@ -183,7 +184,7 @@ async def start_api(
     except ImportError:
         return None
     try:
-        tls = server_tls(settings)
+        tls = server_tls(settings.tls_cert_file, settings.tls_key_file)
     except TlsConfigError as exc:
         raise StartupError(str(exc)) from exc
     api = HostedUvicorn(

@@ -14,19 +14,10 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from otelhouse.core.addresses import split_host_port
+from otelhouse.core.tokens import split_tokens
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def split_host_port(addr: str) -> tuple[str, int]:
-    """Split ``host:port`` (IPv6 as ``[::1]:4317``) and check the port."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {addr!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def split_tokens(tokens: str) -> frozenset[str]:
-    return frozenset(t.strip() for t in tokens.split(",") if t.strip())
 
 
 class Settings(BaseSettings):

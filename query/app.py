@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from otelhouse.version import __version__
 from otelhouse.settings import Settings
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.tokens import BearerTokens
 from otelhouse.query.deps import require_token
 from otelhouse.query.routers import health
 from otelhouse.storage import open_client

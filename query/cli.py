@@ -25,7 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
-from otelhouse.settings import Settings, split_host_port
+from otelhouse.core.addresses import split_host_port
+from otelhouse.settings import Settings
 
 TOKEN_ENV = "OTELHOUSE_API_TOKEN"
 ADDR_ENV = "OTELHOUSE_API_ADDR"

@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from fastapi import Depends, HTTPException, Request, status
 
 from otelhouse.settings import Settings
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.tokens import BearerTokens
 
 
 def get_settings(request: Request) -> Settings:

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.tokens import BearerTokens
 from otelhouse.receiver.stats import IngestStats
 
 REFUSAL = "missing or wrong bearer token (see OTELHOUSE_OTLP_TOKENS)"

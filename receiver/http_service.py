@@ -28,9 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from otelhouse.asgi import HostedUvicorn
-from otelhouse.settings import Settings, split_host_port
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.asgi import HostedUvicorn
+from otelhouse.core.addresses import split_host_port
+from otelhouse.settings import Settings
+from otelhouse.core.tokens import BearerTokens
 from otelhouse.receiver.auth import REFUSAL, HttpBearerAuth
 from otelhouse.receiver.ingest import (
     Decoder,
@@ -44,7 +45,7 @@ from otelhouse.receiver.ingest import (
 from otelhouse.receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from otelhouse.receiver.metrics import ReceiverMetrics
 from otelhouse.receiver.otlp_json import decode_json
-from otelhouse.receiver.tls import server_tls
+from otelhouse.core.tls import server_tls
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class OtlpHttpReceiver:
     async def start(self) -> int:
         """Binds before returning: ``OSError`` when the port is taken, ``TlsConfigError``
         for unusable TLS files."""
-        tls = server_tls(self.settings)
+        tls = server_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
         self._server = HostedUvicorn(
             self.app,
             self.settings.otlp_http_addr,

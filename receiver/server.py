@@ -8,7 +8,7 @@ import logging
 import grpc
 
 from otelhouse.settings import Settings
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.tokens import BearerTokens
 from otelhouse.receiver.auth import GrpcBearerAuth
 from otelhouse.receiver.batcher import Batcher, Sink
 from otelhouse.receiver.grpc_service import TraceExportHandler
@@ -16,7 +16,7 @@ from otelhouse.receiver.ingest import TraceIngest
 from otelhouse.receiver.limits import ConvertLimits
 from otelhouse.receiver.metrics import ReceiverMetrics, inflight_samples
 from otelhouse.receiver.stats import IngestStats, LatencyHistogram, timed
-from otelhouse.receiver.tls import server_tls
+from otelhouse.core.tls import server_tls
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class GrpcReceiver:
 
     async def start(self) -> int:
         """Raises ``TlsConfigError`` for unusable TLS files, ``OSError`` when the port is taken."""
-        tls = server_tls(self.settings)
+        tls = server_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
         tokens = BearerTokens(self.settings.otlp_token_set)
         limit = self.settings.max_request_bytes
         self._server = grpc.aio.server(

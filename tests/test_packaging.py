@@ -17,8 +17,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_FOLDERS = {"otelhouse": "otelhouse", "receiver": "otelhouse/receiver",
-                  "storage": "otelhouse/storage", "query": "otelhouse/query"}
+SERVER_FOLDERS = {
+    "otelhouse": "otelhouse",
+    "core": "otelhouse/core",
+    "receiver": "otelhouse/receiver",
+    "storage": "otelhouse/storage",
+    "query": "otelhouse/query",
+}
 SERVER_ONLY = ("chdb", "clickhouse-connect", "clickhouse_connect")
 
 
@@ -39,11 +44,15 @@ def build_wheels(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def sources(folder: str, installed_as: str) -> set[str]:
-    return {
-        f"{installed_as}/{path.relative_to(ROOT / folder).as_posix()}"
-        for path in (ROOT / folder).rglob("*")
-        if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts
-    }
+    """The tracked modules and schema files of ``folder``, named as the wheel installs them."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", f"{folder}/*.py", f"{folder}/*.sql"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return {f"{installed_as}/{Path(path).relative_to(folder).as_posix()}" for path in tracked}
 
 
 def modules(wheel: Path) -> set[str]:

@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from otelhouse.cli import main
 from otelhouse.settings import Settings
 from otelhouse.query.app import create_app
-from otelhouse.receiver.tls import server_tls
+from otelhouse.core.tls import server_tls
 from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, generate, to_columns
 from tests.tls_certs import self_signed
@@ -38,7 +38,7 @@ class ApiThread:
     def __init__(self, settings: Settings) -> None:
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
-        tls = server_tls(settings)
+        tls = server_tls(settings.tls_cert_file, settings.tls_key_file)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._socket.getsockname()[1]}"
         config = uvicorn.Config(
             create_app(settings),

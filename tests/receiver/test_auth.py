@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.routing import Route
 
-from otelhouse.tokens import BearerTokens
+from otelhouse.core.tokens import BearerTokens
 from otelhouse.receiver.grpc_service import METHODS
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count

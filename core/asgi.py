@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from otelhouse.settings import split_host_port
+from otelhouse.core.addresses import split_host_port
 
 
 class _HostedServer(uvicorn.Server):

@@ -6,6 +6,11 @@ import hmac
 from collections.abc import Iterable
 
 
+def split_tokens(tokens: str) -> frozenset[str]:
+    """The tokens of a comma-separated list, blanks dropped."""
+    return frozenset(t.strip() for t in tokens.split(",") if t.strip())
+
+
 class BearerTokens:
     """The accepted tokens. Every token is compared in constant time, and all of them are
     compared, so timing tells neither a token's prefix nor which token matched."""

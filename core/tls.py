@@ -1,4 +1,5 @@
-"""Optional TLS for the OTLP ports, from ``tls_cert_file`` / ``tls_key_file``.
+"""Optional TLS for every listener (OTLP gRPC, OTLP HTTP, the query API), from a PEM
+certificate and key.
 
 The pair is loaded into an ``ssl`` context once at start-up, so a missing file, a key that
 does not match its certificate or a non-PEM file stops ``serve`` with a clear message instead
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
-from otelhouse.settings import Settings
 
 
 class TlsConfigError(ValueError):
@@ -34,10 +33,9 @@ class ServerTls:
         return {"ssl_certfile": str(self.cert_file), "ssl_keyfile": str(self.key_file)}
 
 
-def server_tls(settings: Settings) -> ServerTls | None:
+def server_tls(cert: Path | None, key: Path | None) -> ServerTls | None:
     """``None`` when TLS is off; raises ``TlsConfigError`` when only half of it is set or the
     files do not form a usable certificate/key pair."""
-    cert, key = settings.tls_cert_file, settings.tls_key_file
     if cert is None and key is None:
         return None
     if cert is None or key is None:

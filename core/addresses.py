@@ -1,0 +1,11 @@
+"""Listen addresses as ``host:port`` strings, as settings and flags spell them."""
+
+from __future__ import annotations
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """Split ``host:port`` (IPv6 as ``[::1]:4317``) and check the port."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {addr!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
