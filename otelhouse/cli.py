@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from otelhouse.demo import command as demo_command
 from otelhouse.version import __version__
 from otelhouse.settings import Settings
-from otelhouse.query import cli as query_command
+from otelhouse import query_cli as query_command
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
