@@ -82,10 +82,11 @@ def convert_rate(payloads: list[bytes], spans_per_request: int) -> float:
 
 def fresh_store(settings: Settings) -> Client:
     """A client on ``settings``' database, migrated to the current schema."""
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
+    config = settings.storage_config()
+    admin = open_client(config, database="")
+    migrate(admin, config)
     admin.close()
-    return open_client(settings)
+    return open_client(config)
 
 
 def insert_rate(payloads: list[bytes], batch_rows: int, data_dir: Path) -> float:

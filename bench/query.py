@@ -127,10 +127,11 @@ class Timing:
 
 
 def generate(settings: Settings, spans: int) -> None:
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
+    config = settings.storage_config()
+    admin = open_client(config, database="")
+    migrate(admin, config)
     admin.close()
-    client = open_client(settings)
+    client = open_client(config)
     try:
         stored = int(client.query("SELECT count() FROM otel_traces").result_rows[0][0])
         if stored == spans:
@@ -172,7 +173,7 @@ def timed(api: TestClient, name: str, path: str, params: dict, runs: int) -> Tim
 
 
 def run(settings: Settings, runs: int) -> list[Timing]:
-    client = open_client(settings)
+    client = open_client(settings.storage_config())
     lo, hi, trace_id = client.query(
         "SELECT toUnixTimestamp64Milli(min(Timestamp)), toUnixTimestamp64Milli(max(Timestamp)),"
         " any(TraceId) FROM otel_traces WHERE SpanName = 'POST /charge'"

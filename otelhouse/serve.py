@@ -34,11 +34,6 @@ class StartupError(RuntimeError):
     """A reason ``serve`` cannot start, worded as what the user should do."""
 
 
-def describe_store(settings: Settings) -> str:
-    kind = "embedded ClickHouse (chdb) in" if settings.embedded else "ClickHouse server at"
-    return f"{kind} {settings.store_location}"
-
-
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set), then drain and close."""
     stop = stop or asyncio.Event()
@@ -48,24 +43,25 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    storage = settings.storage_config()
     try:
-        admin = open_client(settings, database="")
+        admin = open_client(storage, database="")
     except StorageUnavailable as exc:
         hint = (
             "is another otelhouse process using this data directory? chdb lets one process "
             "own it: stop that process or choose another --data-dir"
-            if settings.embedded
+            if storage.embedded
             else "is the server up and the URL right? check --clickhouse-url"
         )
         raise StartupError(f"{exc}\n  {hint}") from exc
-    applied = migrate(admin, settings)
+    applied = migrate(admin, storage)
     log.info(
         "storage: %s, database %s%s",
-        describe_store(settings),
-        settings.effective_database,
+        storage.describe(),
+        storage.database,
         f" (applied schema migrations {applied})" if applied else "",
     )
-    writer = open_client(settings)
+    writer = open_client(storage)
 
     try:
         wal = _open_wal(settings, writer)

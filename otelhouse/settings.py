@@ -7,17 +7,14 @@ wins over an env var.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from otelhouse.storage.config import StorageConfig, check_clickhouse_url, check_database
 
 
 class Settings(BaseSettings):
@@ -121,9 +118,7 @@ class Settings(BaseSettings):
     @field_validator("database")
     @classmethod
     def _database_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError("database must be letters, digits and underscores")
-        return value
+        return check_database(value)
 
     @field_validator("otlp_grpc_addr", "otlp_http_addr", "api_addr")
     @classmethod
@@ -136,21 +131,7 @@ class Settings(BaseSettings):
     def _url_is_http(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("clickhouse_url must look like http://user:pass@host:8123/database")
-        return value
-
-    @property
-    def store_location(self) -> str:
-        """Where the data lives, fit for logs and error messages (no password)."""
-        if self.clickhouse_url is None:
-            return str(self.data_dir.resolve())
-        parts = urlsplit(self.clickhouse_url)
-        if parts.password is None:
-            return self.clickhouse_url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
+        return check_clickhouse_url(value)
 
     @property
     def embedded(self) -> bool:
@@ -162,10 +143,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_database(self) -> str:
-        if self.clickhouse_url:
-            path = unquote(urlsplit(self.clickhouse_url).path.strip("/"))
-            if path:
-                if not _IDENTIFIER.match(path):
-                    raise ValueError(f"database {path!r} in clickhouse_url is not an identifier")
-                return path
-        return self.database
+        """The database the tables live in: the server URL's path wins over ``database``."""
+        return self.storage_config().database
+
+    def storage_config(self) -> StorageConfig:
+        """What storage needs; raises ValueError when the URL's path is not an identifier."""
+        return StorageConfig.resolve(
+            self.data_dir, self.clickhouse_url, self.database, self.retention_days
+        )

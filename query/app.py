@@ -26,7 +26,7 @@ def create_app(
         app.state.settings = settings
         app.state.api_tokens = BearerTokens(settings.api_token_set)
         app.state.receiver_state = receiver_state
-        app.state.client = open_client(settings)
+        app.state.client = open_client(settings.storage_config())
         try:
             yield
         finally:

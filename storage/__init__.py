@@ -1,6 +1,7 @@
 """ClickHouse storage: one clickhouse-connect client for the embedded and the server mode."""
 
 from otelhouse.storage.client import StorageUnavailable, open_client
+from otelhouse.storage.config import StorageConfig
 from otelhouse.storage.migrations import migrate
 
-__all__ = ["StorageUnavailable", "migrate", "open_client"]
+__all__ = ["StorageConfig", "StorageUnavailable", "migrate", "open_client"]

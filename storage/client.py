@@ -13,27 +13,28 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.settings import Settings
+from otelhouse.storage.config import StorageConfig
 
 
 class StorageUnavailable(RuntimeError):
     """ClickHouse could not be reached or refused the operation; the caller may retry."""
 
 
-def open_client(settings: Settings, *, database: str | None = None) -> Client:
-    """Open a client on the configured store.
+def open_client(config: StorageConfig, *, database: str | None = None) -> Client:
+    """Open a client on the configured store, on ``config.database`` unless ``database`` is
+    given; raises :class:`StorageUnavailable` when the store cannot be opened or reached.
 
     ``database=""`` opens it without selecting a database, which migrations need before the
     database exists.
     """
-    db = settings.effective_database if database is None else database
+    db = config.database if database is None else database
     try:
-        if settings.embedded:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if config.embedded:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(
-                interface="chdb", path=str(settings.data_dir.resolve()), database=db or None
+                interface="chdb", path=str(config.data_dir.resolve()), database=db or None
             )
-        url = urlsplit(settings.clickhouse_url or "")
+        url = urlsplit(config.clickhouse_url or "")
         return clickhouse_connect.get_client(
             interface=url.scheme,
             host=url.hostname,
@@ -49,5 +50,5 @@ def open_client(settings: Settings, *, database: str | None = None) -> Client:
         )
     except Exception as exc:  # noqa: BLE001 - the driver raises many kinds; all mean "not now"
         raise StorageUnavailable(
-            f"cannot open ClickHouse at {settings.store_location}: {exc}"
+            f"cannot open ClickHouse at {config.location}: {exc}"
         ) from exc

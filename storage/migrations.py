@@ -16,7 +16,7 @@ from string import Template
 
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.settings import Settings
+from otelhouse.storage.config import StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ def _ttl(column: str, days: int) -> str:
     return f"TTL toDateTime({column}) + toIntervalDay({days})" if days > 0 else ""
 
 
-def load_migrations(settings: Settings) -> list[Migration]:
-    """Read and render every migration file; identifiers come from validated settings only."""
-    days = settings.retention_days
+def load_migrations(config: StorageConfig) -> list[Migration]:
+    """Read and render every migration file; identifiers come from the validated config only."""
+    days = config.retention_days
     values = {
-        "database": settings.effective_database,
+        "database": config.database,
         "ttl_traces": _ttl("Timestamp", days),
         "ttl_trace_id_ts": _ttl("Start", days),
     }
@@ -66,9 +66,10 @@ def applied_versions(client: Client, database: str) -> set[int]:
     return {row[0] for row in rows}
 
 
-def migrate(client: Client, settings: Settings) -> list[int]:
-    """Create the database and bring its schema up to date; return the versions applied now."""
-    database = settings.effective_database
+def migrate(client: Client, config: StorageConfig) -> list[int]:
+    """Create ``config.database`` and bring its schema up to date; return the versions
+    applied now."""
+    database = config.database
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.{VERSION_TABLE} "
@@ -77,7 +78,7 @@ def migrate(client: Client, settings: Settings) -> list[int]:
     )
     done = applied_versions(client, database)
     newly_applied = []
-    for migration in load_migrations(settings):
+    for migration in load_migrations(config):
         if migration.version in done:
             continue
         log.info("applying schema migration %04d_%s", migration.version, migration.name)

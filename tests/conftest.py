@@ -55,9 +55,10 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture
 def storage(settings: Settings) -> Iterator[Client]:
     """A client on a freshly migrated database of this test's own."""
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
-    client = open_client(settings)
+    config = settings.storage_config()
+    admin = open_client(config, database="")
+    migrate(admin, config)
+    client = open_client(config)
     yield client
     client.close()
     admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")
@@ -97,7 +98,7 @@ def start_receiver(settings: Settings, storage: Client) -> Iterator[Callable[...
     """Factory: ``start_receiver()`` stores into this test's database; a custom sink or
     settings changes can be passed."""
     started: list[ReceiverThread] = []
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
 
     def start(sink: Sink | None = None, **changes: object) -> ReceiverThread:
         effective = settings.model_copy(update=changes)

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.settings import Settings
-from otelhouse.storage import migrate, open_client
+from otelhouse.storage import StorageConfig, migrate, open_client
 from otelhouse.storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
 from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
@@ -60,17 +59,17 @@ class Loaded:
 @pytest.fixture(scope="module")
 def loaded(data_dir: Path) -> Iterator[Loaded]:
     """One migrated database with the dataset, shared by this module's read-only tests."""
-    settings = Settings(data_dir=data_dir, database=f"test_{uuid.uuid4().hex[:12]}")
-    admin = open_client(settings, database="")
-    migrate(admin, settings)
-    client = open_client(settings)
+    config = StorageConfig(data_dir=data_dir, database=f"test_{uuid.uuid4().hex[:12]}")
+    admin = open_client(config, database="")
+    migrate(admin, config)
+    client = open_client(config)
     now_s = int(time.time())
     spans = make_spans(now_s)
     insert_spans(client, to_columns(spans))
     time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
     yield Loaded(client, spans, time_range)
     client.close()
-    admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")
+    admin.command(f"DROP DATABASE IF EXISTS {config.database} SYNC")
     admin.close()
 
 

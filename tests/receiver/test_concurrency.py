@@ -40,7 +40,7 @@ def _client_sends(endpoint: str, client_no: int, requests: int) -> set[str]:
 def test_concurrent_clients_store_every_span_exactly_once(
     settings: Settings, start_receiver, storage: Client
 ) -> None:
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
     batch_sizes: list[int] = []
 
     def counting_sink(spans: SpanColumns) -> None:

@@ -64,7 +64,7 @@ def logged_receiver(
 ) -> Iterator[Callable[..., tuple[ReceiverThread, WalService]]]:
     """Factory: a real receiver whose sink is a write-ahead log draining into this test's
     database, the way ``otelhouse serve`` wires them."""
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
     services: list[WalService] = []
 
     def start(**wal_settings: object) -> tuple[ReceiverThread, WalService]:

@@ -151,7 +151,7 @@ def test_queue_over_its_bound_is_unavailable_and_memory_stays_bounded(
     settings: Settings, start_receiver, export_to, storage: Client
 ) -> None:
     gate = threading.Event()
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
     queued_seen: list[int] = []
 
     def stalled_storage(spans: SpanColumns) -> None:

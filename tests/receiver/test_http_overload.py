@@ -37,7 +37,7 @@ def test_stalled_storage_gets_503_retry_after_and_bounded_memory(
     settings: Settings, start_http_receiver: StartHttpReceiver, storage: Client
 ) -> None:
     gate = threading.Event()
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
 
     def stalled_storage(spans: SpanColumns) -> None:
         gate.wait(60)

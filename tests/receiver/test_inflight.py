@@ -116,7 +116,7 @@ def stalled(
     settings: Settings, storage: Client
 ) -> Iterator[Callable[..., Stalled]]:
     gates: list[threading.Event] = []
-    writer = open_client(settings)
+    writer = open_client(settings.storage_config())
 
     def start(start_http_receiver: StartHttpReceiver, **changes: object) -> Stalled:
         gate = threading.Event()

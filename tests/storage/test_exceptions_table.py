@@ -62,10 +62,11 @@ def test_exception_events_are_backfilled_once_then_filled_on_insert(
     assert stored(storage) == expected_before
 
     undo_migration_4(storage)
-    admin = open_client(settings, database="")
+    config = settings.storage_config()
+    admin = open_client(config, database="")
     try:
-        assert migrate(admin, settings) == [4]
-        assert migrate(admin, settings) == []
+        assert migrate(admin, config) == [4]
+        assert migrate(admin, config) == []
     finally:
         admin.close()
     assert stored(storage) == expected_before
@@ -83,7 +84,7 @@ def test_spans_written_while_the_migration_runs_are_stored_once_and_a_rerun_adds
     before, expected_before = spans_with_events(rng, 25)
     insert_spans(storage, to_columns(before))
     undo_migration_4(storage)
-    (migration,) = [m for m in load_migrations(settings) if m.version == 4]
+    (migration,) = [m for m in load_migrations(settings.storage_config()) if m.version == 4]
     create_table, create_view, backfill = migration.statements
 
     storage.command(create_table)

@@ -10,11 +10,12 @@ from otelhouse.storage.migrations import VERSION_TABLE, applied_versions, load_m
 
 def test_migrations_apply_once_and_record_versions(settings: Settings, storage: Client) -> None:
     db = settings.effective_database
-    expected = {m.version for m in load_migrations(settings)}
+    config = settings.storage_config()
+    expected = {m.version for m in load_migrations(config)}
     assert applied_versions(storage, db) == expected
-    admin = open_client(settings, database="")
+    admin = open_client(config, database="")
     try:
-        assert migrate(admin, settings) == []
+        assert migrate(admin, config) == []
     finally:
         admin.close()
     rows = storage.query(f"SELECT count() FROM {db}.{VERSION_TABLE}").result_rows
@@ -76,6 +77,6 @@ def test_tables_match_collector_schema(settings: Settings, storage: Client) -> N
 def test_unreachable_server_error_names_the_server_without_its_password() -> None:
     settings = Settings(clickhouse_url="http://otel:s3cret@127.0.0.1:1/otel")
     with pytest.raises(StorageUnavailable) as caught:
-        open_client(settings)
+        open_client(settings.storage_config())
     assert "http://otel:***@127.0.0.1:1/otel" in str(caught.value)
     assert "s3cret" not in str(caught.value)
