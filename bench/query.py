@@ -205,7 +205,7 @@ def run(settings: Settings, runs: int) -> list[Timing]:
         ("jaeger services (all retention)", "/jaeger/api/services", {}),
         ("jaeger operations of a service", "/jaeger/api/operations", {"service": "payment"}),
     ]
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings.api_config(), settings.storage_config())) as api:
         return [timed(api, name, path, params, runs) for name, path, params in cases]
 
 

@@ -11,23 +11,28 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable
 
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.core.asgi import HostedUvicorn
+from otelhouse.core.health import ComponentHealth, HealthRegistry
 from otelhouse.core.addresses import split_host_port
 from otelhouse.settings import Settings
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.receiver.stats import report_periodically
-from otelhouse.core.tls import TlsConfigError, server_tls
+from otelhouse.core.tls import TlsConfigError
 from otelhouse.receiver.wal import WalError, WalService
-from otelhouse.storage import StorageUnavailable, migrate, open_client
+from otelhouse.query.app import create_app
+from otelhouse.query.config import ApiConfig
+from otelhouse.storage import StorageConfig, StorageUnavailable, migrate, open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
+
+RECEIVER_HEALTH = "receiver"
+"""The receiver's queue and in-flight numbers in ``/healthz``."""
 
 
 class StartupError(RuntimeError):
@@ -92,7 +97,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     )
     api: HostedUvicorn | None = None
     try:
-        api = await start_api(settings, receiver.health)
+        health = HealthRegistry()
+        health.register(RECEIVER_HEALTH, lambda: ComponentHealth(receiver.health()))
+        api = await start_api(settings.api_config(), storage, health)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
@@ -170,31 +177,27 @@ def _tune_gc() -> None:
 
 
 async def start_api(
-    settings: Settings, receiver_state: Callable[[], dict[str, object]]
-) -> HostedUvicorn | None:
-    """The query API on the same event loop, when the API is installed; its ``/healthz``
-    reports ``receiver_state`` (queue depth). It uses the receivers' certificate, so one
-    ``--tls-cert-file`` leaves no listener in plaintext."""
+    config: ApiConfig, storage: StorageConfig, health: HealthRegistry
+) -> HostedUvicorn:
+    """The query API on the same event loop, over ``storage``; its ``/healthz`` reports
+    ``health``. It uses the receivers' certificate, so one ``--tls-cert-file`` leaves no
+    listener in plaintext."""
     try:
-        from otelhouse.query.app import create_app
-    except ImportError:
-        return None
-    try:
-        tls = server_tls(settings.tls_cert_file, settings.tls_key_file)
+        tls = config.tls()
     except TlsConfigError as exc:
         raise StartupError(str(exc)) from exc
     api = HostedUvicorn(
-        create_app(settings, receiver_state=receiver_state),
-        settings.api_addr,
+        create_app(config, storage, health=health),
+        config.addr,
         **(tls.uvicorn_options() if tls else {}),
     )
     try:
         port = await api.start()
     except OSError as exc:
         raise StartupError(
-            f"cannot serve the query API on {settings.api_addr} ({exc}); is another "
+            f"cannot serve the query API on {config.addr} ({exc}); is another "
             "process using the port? Set --api-addr"
         ) from exc
-    host = split_host_port(settings.api_addr)[0]
+    host = split_host_port(config.addr)[0]
     log.info("query API on %s://%s:%d (docs at /docs)", "https" if tls else "http", host, port)
     return api

@@ -1,8 +1,9 @@
-"""Every otelhouse setting, in one typed object.
+"""Every otelhouse setting, in one typed object, and the composition root's conversions.
 
 Values come from ``OTELHOUSE_*`` environment variables; the CLI passes its flags as
 keyword arguments, which pydantic-settings ranks above the environment, so a flag always
-wins over an env var.
+wins over an env var. Components never see ``Settings``: methods here turn it into each
+one's narrow config (``storage_config()``, ``api_config()``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
+from otelhouse.query.config import ApiConfig
 from otelhouse.storage.config import StorageConfig, check_clickhouse_url, check_database
 
 
@@ -145,6 +147,10 @@ class Settings(BaseSettings):
     def effective_database(self) -> str:
         """The database the tables live in: the server URL's path wins over ``database``."""
         return self.storage_config().database
+
+    def api_config(self) -> ApiConfig:
+        """What the query API needs: its address, accepted tokens and the (shared) TLS files."""
+        return ApiConfig(self.api_addr, self.api_token_set, self.tls_cert_file, self.tls_key_file)
 
     def storage_config(self) -> StorageConfig:
         """What storage needs; raises ValueError when the URL's path is not an identifier."""

@@ -2,47 +2,83 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from otelhouse.version import __version__
-from otelhouse.settings import Settings
+from otelhouse.core.health import HealthRegistry
 from otelhouse.core.tokens import BearerTokens
-from otelhouse.query.deps import require_token
-from otelhouse.query.routers import health
-from otelhouse.storage import open_client
+from otelhouse.query.config import ApiConfig
+from otelhouse.query.deps import StorageClient, require_token
+from otelhouse.query.routers import health as health_router
+from otelhouse.query.unavailable import (
+    CANDIDATES,
+    RETRY_HEADERS,
+    storage_unavailable,
+    unavailable_message,
+)
+from otelhouse.storage import StorageConfig, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+STORAGE_HEALTH = "storage"
+"""The name the app registers its storage reachability under (``/healthz``'s ``storage``)."""
 
 
 def create_app(
-    settings: Settings, *, receiver_state: Callable[[], Mapping[str, object]] | None = None
+    config: ApiConfig, storage: StorageConfig, *, health: HealthRegistry | None = None
 ) -> FastAPI:
-    """``receiver_state``, when the receiver runs in the same process, adds its queue depth
-    to ``/healthz``."""
+    """The API over ``storage``, admitting ``config.tokens``.
+
+    ``/healthz`` reports ``health`` (a fresh registry when None), to which the app adds its
+    storage reachability as ``storage`` for as long as it runs. A store that cannot be
+    reached at start does not stop the app: requests answer 503 until it can.
+    """
+    registry = health if health is not None else HealthRegistry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.api_tokens = BearerTokens(settings.api_token_set)
-        app.state.receiver_state = receiver_state
-        app.state.client = open_client(settings.storage_config())
+        client = StorageClient(storage)
+        app.state.api_tokens = BearerTokens(config.tokens)
+        app.state.storage = client
+        app.state.health = registry
+        try:
+            client.get()
+        except StorageUnavailable as exc:
+            log.warning("query API starts without storage; 503 until it is back: %s", exc)
+        registry.register(STORAGE_HEALTH, lambda: health_router.storage_health(client))
         try:
             yield
         finally:
-            app.state.client.close()
+            registry.unregister(STORAGE_HEALTH)
+            client.close()
 
     app = FastAPI(
         title="otelhouse query API",
-        version=__version__,
+        version=version("otelhouse"),
         description="Latency percentiles, error rates, exceptions and traces from otel_traces.",
         lifespan=lifespan,
     )
-    app.include_router(health.router)
+    for exception_type in CANDIDATES:
+        app.add_exception_handler(exception_type, _unavailable)
+    app.include_router(health_router.router)
     protected = [Depends(require_token)]
     for router in _api_routers():
         app.include_router(router, dependencies=protected)
     return app
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with ``Retry-After`` when storage is unavailable; any other storage error is
+    raised on, to be answered 500 (see :mod:`otelhouse.query.unavailable`)."""
+    if not storage_unavailable(exc):
+        raise exc
+    log.warning("%s %s: %s", request.method, request.url.path, unavailable_message(exc))
+    return JSONResponse({"detail": unavailable_message(exc)}, 503, headers=RETRY_HEADERS)
 
 
 def _api_routers() -> list:

@@ -1,9 +1,10 @@
-"""Jaeger's error answers for ``/jaeger/api``: 400 for any malformed parameter, in the envelope.
+"""Jaeger's error answers for ``/jaeger/api``: 400 for any malformed parameter and 503 while
+storage is unavailable, in the envelope.
 
 Jaeger clients (Grafana's datasource, Jaeger UI) read ``errors[].msg`` from a 400; FastAPI
 would answer its own parameter validation with 422 and ``{"detail": [...]}``, which they do
 not understand. :class:`JaegerRoute` translates those failures for this router's routes
-only, so the rest of the API keeps FastAPI's 422.
+only, so the rest of the API keeps FastAPI's 422 (and its ``{"detail": ...}`` 503).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from otelhouse.query.jaeger_model import error_envelope
+from otelhouse.query.unavailable import (
+    CANDIDATES,
+    RETRY_HEADERS,
+    storage_unavailable,
+    unavailable_message,
+)
 
 
 class JaegerError(BaseModel):
@@ -51,8 +58,10 @@ OTHER_CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
 its validation response to any operation with parameters unless a 4XX range is declared."""
 
 
-def error_response(code: int, *messages: str) -> JSONResponse:
-    return JSONResponse(error_envelope(code, *messages), status_code=code)
+def error_response(
+    code: int, *messages: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_envelope(code, *messages), status_code=code, headers=headers)
 
 
 def validation_messages(exc: RequestValidationError) -> list[str]:
@@ -75,5 +84,9 @@ class JaegerRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return error_response(400, *validation_messages(exc))
+            except CANDIDATES as exc:
+                if not storage_unavailable(exc):
+                    raise
+                return error_response(503, unavailable_message(exc), headers=RETRY_HEADERS)
 
         return jaeger_handler

@@ -41,7 +41,7 @@ class ApiThread:
         tls = server_tls(settings.tls_cert_file, settings.tls_key_file)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._socket.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(settings),
+            create_app(settings.api_config(), settings.storage_config()),
             log_config=None,
             lifespan="on",
             **(tls.uvicorn_options() if tls else {}),

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from otelhouse.core.health import HealthRegistry
 from otelhouse.serve import StartupError, start_api
 from otelhouse.settings import Settings
 from tests.serve_process import run_serve, serve_env, serving, stop_serve
@@ -56,4 +57,6 @@ def test_unusable_certificate_stops_start_up(tmp_path: Path, settings: Settings)
     assert "garbage.pem" in result.stderr and "must be PEM" in result.stderr
     unusable = settings.model_copy(update={"tls_cert_file": garbage, "tls_key_file": key})
     with pytest.raises(StartupError, match="garbage.pem .*must be PEM"):
-        asyncio.run(start_api(unusable, dict))
+        asyncio.run(
+            start_api(unusable.api_config(), unusable.storage_config(), HealthRegistry())
+        )

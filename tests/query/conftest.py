@@ -15,5 +15,5 @@ from otelhouse.query.app import create_app
 
 @pytest.fixture
 def api(settings: Settings, storage: Client) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings.api_config(), settings.storage_config())) as client:
         yield client

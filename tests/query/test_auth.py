@@ -39,7 +39,8 @@ def protected_paths(app: FastAPI) -> list[str]:
 @pytest.fixture
 def secured(settings: Settings, storage: Client) -> Iterator[TestClient]:
     tokens = f" {TOKENS[0]} ,{TOKENS[1]}"
-    with TestClient(create_app(settings.model_copy(update={"api_tokens": tokens}))) as client:
+    secured = settings.model_copy(update={"api_tokens": tokens})
+    with TestClient(create_app(secured.api_config(), secured.storage_config())) as client:
         yield client
 
 

@@ -35,7 +35,7 @@ def fuzz(settings: Settings, storage: Client, mode: GenerationMode, paths: str) 
     window = Window.last(60)
     spans = generate(300, start_ns=window.start_ns, end_ns=window.end_ns)
     insert_spans(storage, to_columns(spans))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings.api_config(), settings.storage_config()))
     operations = [result.ok() for result in schema.include(path_regex=paths).get_all_operations()]
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
