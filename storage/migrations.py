@@ -42,6 +42,7 @@ def load_migrations(config: StorageConfig) -> list[Migration]:
         "database": config.database,
         "ttl_traces": _ttl("Timestamp", days),
         "ttl_trace_id_ts": _ttl("Start", days),
+        "ttl_logs": _ttl("Timestamp", days),
     }
     migrations = []
     for entry in sorted(resources.files("otelhouse.storage").joinpath("schema").iterdir(), key=str):
