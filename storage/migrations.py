@@ -31,18 +31,43 @@ class Migration:
     statements: tuple[str, ...]
 
 
+TEXT_INDEX_SINCE = (26, 2)
+"""First ClickHouse release whose ``text`` (full-text) skip index is generally available."""
+
+TEXT_INDEXES = {
+    "index_id": "text(tokenizer = 'array')",
+    "index_values": "text(tokenizer = 'array')",
+    "index_body": "text(tokenizer = 'splitByNonAlpha')",
+}
+BLOOM_INDEXES = {
+    "index_id": "bloom_filter(0.001)",
+    "index_values": "bloom_filter(0.01)",
+    "index_body": "tokenbf_v1(32768, 3, 0)",
+}
+"""The skip index types of the logs table: full-text indexes where the engine has them, the
+Collector exporter's bloom-filter indexes on older servers."""
+
+
 def _ttl(column: str, days: int) -> str:
     return f"TTL toDateTime({column}) + toIntervalDay({days})" if days > 0 else ""
 
 
-def load_migrations(config: StorageConfig) -> list[Migration]:
-    """Read and render every migration file; identifiers come from the validated config only."""
+def has_text_index(server_version: str) -> bool:
+    """Whether a server of this ``version()`` string builds ``text`` skip indexes."""
+    major_minor = tuple(int(part) for part in server_version.split(".")[:2] if part.isdigit())
+    return major_minor >= TEXT_INDEX_SINCE
+
+
+def load_migrations(config: StorageConfig, *, text_index: bool = True) -> list[Migration]:
+    """Read and render every migration file; identifiers come from the validated config only.
+    ``text_index`` picks the logs table's index types (see :func:`has_text_index`)."""
     days = config.retention_days
     values = {
         "database": config.database,
         "ttl_traces": _ttl("Timestamp", days),
         "ttl_trace_id_ts": _ttl("Start", days),
         "ttl_logs": _ttl("Timestamp", days),
+        **(TEXT_INDEXES if text_index else BLOOM_INDEXES),
     }
     migrations = []
     for entry in sorted(resources.files("otelhouse.storage").joinpath("schema").iterdir(), key=str):
@@ -79,7 +104,7 @@ def migrate(client: Client, config: StorageConfig) -> list[int]:
     )
     done = applied_versions(client, database)
     newly_applied = []
-    for migration in load_migrations(config):
+    for migration in load_migrations(config, text_index=has_text_index(client.server_version)):
         if migration.version in done:
             continue
         log.info("applying schema migration %04d_%s", migration.version, migration.name)

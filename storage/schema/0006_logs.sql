@@ -1,7 +1,8 @@
 -- otel_logs, column for column the current OpenTelemetry Collector clickhouseexporter schema
 -- (internal/sqltemplates/logs_table.sql as a text/template, v0.152 onwards): no TimestampTime,
 -- five-minute buckets leading the sort key, the exporter's materialized k8s and environment
--- columns, and its full-text branch (text indexes, ClickHouse >= 26.2; chdb 4.4 runs 26.9).
+-- columns, and its index choice: full-text (text) indexes on ClickHouse >= 26.2 (chdb 4.4 runs
+-- 26.9), the exporter's bloom filters before (storage/migrations.py picks the index types).
 -- Grafana's ClickHouse plugin and the Collector itself read and write it unchanged.
 -- The dedup window is the one migration 0003 gave the trace tables: an insert replayed with the
 -- same insert_deduplication_token is stored once.
@@ -38,14 +39,14 @@ CREATE TABLE IF NOT EXISTS ${database}.otel_logs (
         MATERIALIZED ResourceAttributes['k8s.pod.uid'] CODEC(ZSTD(1)),
     `__otel_materialized_deployment.environment.name` LowCardinality(String)
         MATERIALIZED ResourceAttributes['deployment.environment.name'] CODEC(ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE text(tokenizer = 'array'),
-    INDEX idx_lower_body lower(Body) TYPE text(tokenizer = 'splitByNonAlpha')
+    INDEX idx_trace_id TraceId TYPE ${index_id},
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE ${index_values},
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE ${index_values},
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE ${index_values},
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE ${index_values},
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE ${index_values},
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE ${index_values},
+    INDEX idx_lower_body lower(Body) TYPE ${index_body}
 ) ENGINE = MergeTree
 PARTITION BY toDate(Timestamp)
 ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)

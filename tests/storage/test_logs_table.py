@@ -12,7 +12,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from otelhouse.receiver.logs import convert_logs_request
 from otelhouse.settings import Settings
 from otelhouse.storage.logs import LOG_COLUMN_NAMES, LogColumns, insert_logs
-from otelhouse.storage.migrations import applied_versions, load_migrations
+import pytest
+
+from otelhouse.storage.migrations import applied_versions, has_text_index, load_migrations
 from tests.payloads import any_value, kv
 
 
@@ -63,7 +65,7 @@ def read_back(storage: Client) -> list[dict[str, object]]:
 
 
 def test_migrations_up_to_0006_apply_with_0005_absent(settings: Settings, storage: Client) -> None:
-    versions = [m.version for m in load_migrations(settings)]
+    versions = [m.version for m in load_migrations(settings.storage_config())]
     assert versions == sorted(set(versions)) and 6 in versions
     assert applied_versions(storage, settings.effective_database) == set(versions)
 
@@ -151,3 +153,32 @@ def test_a_replay_with_the_same_deduplication_token_stores_nothing_new(storage: 
 def test_an_empty_batch_is_not_inserted(storage: Client) -> None:
     insert_logs(storage, LogColumns())
     assert storage.query("SELECT count() FROM otel_logs").result_rows == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("26.9.2.1", True), ("26.2.1.5", True), ("26.1.3.1", False), ("25.8.26.11", False),
+     ("18.16.1", False)],
+)
+def test_text_indexes_are_used_from_clickhouse_26_2(version: str, expected: bool) -> None:
+    assert has_text_index(version) is expected
+
+
+def test_older_servers_get_the_exporters_bloom_filter_indexes(
+    settings: Settings, storage: Client
+) -> None:
+    """The fallback DDL is valid on the engine and indexes the same expressions."""
+    config = settings.storage_config()
+    (logs,) = [m for m in load_migrations(config, text_index=False) if m.name == "logs"]
+    fallback = logs.statements[0].replace(".otel_logs", ".otel_logs_fallback", 1)
+    storage.command(fallback)
+    indexes = dict(
+        storage.query(
+            "SELECT name, type_full FROM system.data_skipping_indices "
+            "WHERE database = {db:String} AND table = 'otel_logs_fallback'",
+            parameters={"db": config.database},
+        ).result_rows
+    )
+    assert indexes.pop("idx_trace_id") == "bloom_filter(0.001)"
+    assert indexes.pop("idx_lower_body") == "tokenbf_v1(32768, 3, 0)"
+    assert set(indexes.values()) == {"bloom_filter(0.01)"} and len(indexes) == 6
