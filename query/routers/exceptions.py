@@ -75,8 +75,8 @@ def exceptions_query(
     summary="Exceptions grouped by service, type and normalised message",
     description=(
         "From span events named `exception`. Messages are normalised by masking, in this "
-        "order, quoted strings (`<str>`), UUIDs (`<uuid>`), hex words (`<hex>`) and numbers "
-        "(`<n>`)."
+        "order, quoted strings (`<str>`; a message that is one quoted string, as Python's "
+        "KeyError, keeps its text), UUIDs (`<uuid>`), hex words (`<hex>`) and numbers (`<n>`)."
     ),
 )
 def exceptions(

@@ -3,7 +3,8 @@ groups with the same counts, and those are the groups the events were made from.
 
 Messages are made from templates by filling each placeholder with a fresh value of its kind
 (a quoted string, a UUID, a long hex id, a number), so the expected group of every event is
-its template, known without running any masking rule. The dashboard's panel SQL is expanded
+its template, known without running any masking rule. A message that is one quoted string
+(Python's KeyError) keeps its text, with numbers masked. The dashboard's panel SQL is expanded
 as Grafana and its ClickHouse plugin expand it (tests/grafana/expand.py).
 """
 
@@ -28,7 +29,8 @@ from tests.query.spans import Event, Span, Window, random_id, to_columns
 
 SERVICES = ("checkout", "payments")
 TEMPLATES = (
-    ("KeyError", "<str>"),
+    ("KeyError", "'cart_<n>'"),
+    ("KeyError", "key <str> not in cache"),
     ("KeyError", "missing key <str> in cart <uuid>"),
     ("ValueError", "invalid quantity <n> for item <n>"),
     ("ValueError", "amount <n>.<n> is below the minimum of <n>"),

@@ -40,6 +40,9 @@ from tests.query.spans import Event, Span, Window, random_id, to_columns
         ("trace 12345678901234567890123456789012 lost", "trace <hex> lost"),
         ("span deadbeefdeadbeef and 0123456789abcdef", "span <hex> and <hex>"),
         ("key '123e4567-e89b-12d3-a456-426614174000' and 99", "key <str> and <n>"),
+        ("'user_42'", "'user_<n>'"),
+        ('"no such table"', '"no such table"'),
+        ("'a' or 'b'", "<str> or <str>"),
     ],
 )
 def test_masking(storage: Client, message: str, expected: str) -> None:
