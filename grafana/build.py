@@ -8,9 +8,11 @@ are substituted by Grafana and the ``$__`` macros by the plugin (see tests/grafa
 for the exact rules), and tables are named without a database because the datasource's
 ``defaultDatabase`` selects it.
 
-Definitions (query/semantics.py): a *request* is a span of kind Server or a root span
-(``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500 (``IsError``). Both,
-and ``HttpStatusCode``, are MATERIALIZED columns added by otelhouse's schema migrations.
+Definitions (query/semantics.py, shared with the query API): a *request* is a span of kind
+Server or a root span (``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500
+(``IsError``); exceptions are grouped by type and ``NormalizedMessage`` (migration 0005), as
+``/api/v1/exceptions`` groups them. These, and ``HttpStatusCode``, are MATERIALIZED columns
+added by otelhouse's schema migrations. Table names come from ``otelhouse.storage.tables``.
 
 Tables: ``otel_traces`` for everything about spans; the Exceptions dashboard reads
 ``otelhouse_exceptions`` (migration 0004, one row per exception event, filled on insert by a
@@ -27,6 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from otelhouse.query.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
+from otelhouse.storage.tables import EXCEPTIONS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
+
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "otelhouse-clickhouse"}
@@ -37,7 +42,6 @@ ENDPOINT_UID = "otelhouse-endpoint"
 EXCEPTIONS_UID = "otelhouse-exceptions"
 TRACES_UID = "otelhouse-traces"
 
-EXCEPTIONS_TABLE = "otelhouse_exceptions"
 SAMPLE_OCCURRENCES = 50
 
 TIME_SERIES, TABLE, TRACE = 0, 1, 3
@@ -215,7 +219,7 @@ def custom_variable(name: str, label: str, values: tuple[str, ...]) -> dict[str,
     }
 
 
-SERVICE_SQL = f"SELECT DISTINCT ServiceName FROM otel_traces WHERE {IN_RANGE} ORDER BY ServiceName"
+SERVICE_SQL = f"SELECT DISTINCT ServiceName FROM {TRACES_TABLE} WHERE {IN_RANGE} ORDER BY ServiceName"
 
 
 def services_variable(*, multi: bool) -> dict[str, Any]:
@@ -224,7 +228,7 @@ def services_variable(*, multi: bool) -> dict[str, Any]:
 
 def operations_variable(service_filter: str) -> dict[str, Any]:
     sql = (
-        f"SELECT DISTINCT SpanName FROM otel_traces WHERE {IN_RANGE} AND IsRequest = 1 "
+        f"SELECT DISTINCT SpanName FROM {TRACES_TABLE} WHERE {IN_RANGE} AND {REQUEST} "
         f"AND {service_filter} ORDER BY SpanName"
     )
     return query_variable("operation", "Operation", sql, multi=True, include_all=True)
@@ -265,7 +269,7 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict[str, 
 
 
 def service_overview() -> dict[str, Any]:
-    requests = _where(IN_RANGE, "IsRequest = 1", SERVICES)
+    requests = _where(IN_RANGE, REQUEST, SERVICES)
     to_endpoint = (
         f"/d/{ENDPOINT_UID}/endpoint-detail?var-service=${{__data.fields.service}}"
         "&var-operation=${__value.raw}&${__url_time_range}"
@@ -275,7 +279,7 @@ def service_overview() -> dict[str, Any]:
         "&var-operation=$__all&${__url_time_range}"
     )
     endpoint_stats = (
-        "count() AS requests,\n  countIf(IsError = 1) / count() AS error_rate,\n"
+        f"count() AS requests,\n  countIf({ERROR}) / count() AS error_rate,\n"
         f"  {_percentile_columns()}"
     )
     return dashboard(
@@ -288,7 +292,7 @@ def service_overview() -> dict[str, Any]:
                 "Request rate",
                 f"""
 SELECT $__timeInterval(Timestamp) AS time, ServiceName, count() / $__interval_s AS requests_per_s
-FROM otel_traces
+FROM {TRACES_TABLE}
 {requests}
 GROUP BY ServiceName, time
 ORDER BY time""",
@@ -298,8 +302,8 @@ ORDER BY time""",
             timeseries(
                 "Error rate",
                 f"""
-SELECT $__timeInterval(Timestamp) AS time, ServiceName, countIf(IsError = 1) / count() AS error_rate
-FROM otel_traces
+SELECT $__timeInterval(Timestamp) AS time, ServiceName, countIf({ERROR}) / count() AS error_rate
+FROM {TRACES_TABLE}
 {requests}
 GROUP BY ServiceName, time
 ORDER BY time""",
@@ -312,7 +316,7 @@ ORDER BY time""",
 SELECT time, ServiceName, {", ".join(f"p{p}" for p in PERCENTILES)}
 FROM (
   SELECT $__timeInterval(Timestamp) AS time, ServiceName, {_percentile_columns()}
-  FROM otel_traces
+  FROM {TRACES_TABLE}
   {requests}
   GROUP BY ServiceName, time
 )
@@ -327,7 +331,7 @@ ORDER BY time""",
 SELECT ServiceName AS service,
   count() / dateDiff('second', $__fromTime, $__toTime) AS requests_per_s,
   {endpoint_stats}
-FROM otel_traces
+FROM {TRACES_TABLE}
 {requests}
 GROUP BY service
 ORDER BY requests DESC""",
@@ -342,7 +346,7 @@ ORDER BY requests DESC""",
                 f"""
 SELECT ServiceName AS service, SpanName AS operation,
   {endpoint_stats}
-FROM otel_traces
+FROM {TRACES_TABLE}
 {requests}
 GROUP BY service, operation
 ORDER BY requests DESC
@@ -357,7 +361,7 @@ LIMIT 20""",
 
 
 def endpoint_detail() -> dict[str, Any]:
-    requests = _where(IN_RANGE, "IsRequest = 1", ONE_SERVICE, OPERATIONS)
+    requests = _where(IN_RANGE, REQUEST, ONE_SERVICE, OPERATIONS)
     bounds = "[" + ", ".join(str(b) for b in LATENCY_BUCKETS_MS) + "]"
     return dashboard(
         ENDPOINT_UID,
@@ -371,7 +375,7 @@ def endpoint_detail() -> dict[str, Any]:
 SELECT time, {", ".join(f"p{p}" for p in PERCENTILES)}
 FROM (
   SELECT $__timeInterval(Timestamp) AS time, {_percentile_columns()}
-  FROM otel_traces
+  FROM {TRACES_TABLE}
   {requests}
   GROUP BY time
 )
@@ -389,7 +393,7 @@ SELECT if(slot = 0, concat('> ', toString(bounds_ms[-1]), ' ms'),
           concat('<= ', toString(bounds_ms[slot]), ' ms')) AS duration, requests
 FROM (
   SELECT arrayFirstIndex(b -> Duration <= b * 1000000, bounds_ms) AS slot, count() AS requests
-  FROM otel_traces
+  FROM {TRACES_TABLE}
   {requests}
   GROUP BY slot
 )
@@ -406,7 +410,7 @@ ORDER BY slot = 0, slot""",
                 f"""
 SELECT if(HttpStatusCode = 0, concat('no HTTP status, ', StatusCode), toString(HttpStatusCode)) AS status,
   count() AS requests
-FROM otel_traces
+FROM {TRACES_TABLE}
 {requests}
 GROUP BY status
 ORDER BY requests DESC""",
@@ -425,7 +429,7 @@ ORDER BY requests DESC""",
                 f"""
 SELECT Timestamp AS time, TraceId AS trace_id, SpanName AS operation,
   Duration / 1e6 AS duration_ms, HttpStatusCode AS http_status, StatusCode AS span_status
-FROM otel_traces
+FROM {TRACES_TABLE}
 {requests}
 ORDER BY Duration DESC
 LIMIT 20""",
@@ -437,34 +441,17 @@ LIMIT 20""",
     )
 
 
-def _normalized(message: str) -> str:
-    """Group messages that differ only in ids and values: UUIDs, long hex strings,
-    single-quoted literals and numbers are replaced by placeholders (RE2 patterns without
-    backslashes so they read the same in SQL, JSON and Python)."""
-    rules = (
-        ("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "<uuid>"),
-        ("[0-9a-fA-F]{16,}", "<hex>"),
-        ("'[^']*'", "'<str>'"),
-        ("[0-9]+([.][0-9]+)?", "<n>"),
-    )
-    expr = message
-    for pattern, placeholder in rules:
-        sql_pattern = pattern.replace("'", "''")
-        sql_placeholder = placeholder.replace("'", "''")
-        expr = f"replaceRegexpAll({expr}, '{sql_pattern}', '{sql_placeholder}')"
-    return expr
-
-
 def _exceptions() -> str:
     """One row per exception event recorded on a span (OTel semantic conventions), read from
     ``otelhouse_exceptions`` (migration 0004: a materialized view copies each ``exception``
     event of ``otel_traces`` on insert), so the panels do not read every span's event
     columns. Its ``Timestamp`` is the event's own time: the time range and the times shown
-    are those of the exception, as in ``/api/v1/exceptions``."""
+    are those of the exception, and its groups are those of the normalised message column,
+    as in ``/api/v1/exceptions``."""
     return f"""(
     SELECT Timestamp, TraceId, SpanId, ServiceName,
       Type AS type, Message AS message, Stacktrace AS stacktrace,
-      {_normalized("message")} AS normalized,
+      {EXCEPTION_MESSAGE} AS normalized,
       lower(hex(cityHash64(type, normalized))) AS group_id
     FROM {EXCEPTIONS_TABLE}
     {_where(IN_RANGE, SERVICES)}
@@ -487,13 +474,13 @@ WITH latest AS (
     ORDER BY Timestamp DESC, TraceId, SpanId
     LIMIT {SAMPLE_OCCURRENCES}
   ),
-  (SELECT (min(Start), max(End) + 1) FROM otel_traces_trace_id_ts WHERE {in_latest}) AS extent
+  (SELECT (min(Start), max(End) + 1) FROM {TRACE_ID_TS_TABLE} WHERE {in_latest}) AS extent
 SELECT latest.Timestamp AS time, latest.ServiceName AS service, span.SpanName AS operation,
   latest.TraceId AS trace_id, latest.message AS message
 FROM latest
 LEFT ANY JOIN (
   SELECT TraceId, SpanId, SpanName
-  FROM otel_traces
+  FROM {TRACES_TABLE}
   {_where(in_latest, "Timestamp >= extent.1", "Timestamp <= extent.2")}
 ) AS span ON span.TraceId = latest.TraceId AND span.SpanId = latest.SpanId
 ORDER BY time DESC, trace_id"""
@@ -508,7 +495,7 @@ def exceptions() -> dict[str, Any]:
     return dashboard(
         EXCEPTIONS_UID,
         "otelhouse / Exceptions",
-        "Exceptions recorded on spans (the otelhouse_exceptions table), grouped by type and "
+        f"Exceptions recorded on spans (the {EXCEPTIONS_TABLE} table), grouped by type and "
         "normalised message, at the time they were raised.",
         [
             services_variable(multi=True),
@@ -571,12 +558,12 @@ LIMIT 1""",
 def traces() -> dict[str, Any]:
     search = _where(
         IN_RANGE,
-        "IsRequest = 1",
+        REQUEST,
         SERVICES,
         OPERATIONS,
         "Duration >= toFloat64OrZero(${min_ms:sqlstring}) * 1000000",
         "(${max_ms:sqlstring} = '' OR Duration <= toFloat64OrZero(${max_ms:sqlstring}) * 1000000)",
-        "(${status:sqlstring} = 'any' OR IsError = (${status:sqlstring} = 'error'))",
+        f"(${{status:sqlstring}} = 'any' OR ({ERROR}) = (${{status:sqlstring}} = 'error'))",
     )
     attributes = "arrayMap(key -> map('key', key, 'value', {0}[key]), mapKeys({0}))"
     return dashboard(
@@ -597,8 +584,8 @@ def traces() -> dict[str, Any]:
                 f"""
 SELECT Timestamp AS time, TraceId AS trace_id, ServiceName AS service, SpanName AS operation,
   Duration / 1e6 AS duration_ms, HttpStatusCode AS http_status,
-  if(IsError = 1, 'error', 'ok') AS status
-FROM otel_traces
+  if({ERROR}, 'error', 'ok') AS status
+FROM {TRACES_TABLE}
 {search}
 ORDER BY Timestamp DESC
 LIMIT 200""",
@@ -617,8 +604,8 @@ LIMIT 200""",
                 "traces",
                 f"""
 WITH ${{trace_id:sqlstring}} AS trace,
-  (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace) AS trace_start,
-  (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace) AS trace_end
+  (SELECT min(Start) FROM {TRACE_ID_TS_TABLE} WHERE TraceId = trace) AS trace_start,
+  (SELECT max(End) + 1 FROM {TRACE_ID_TS_TABLE} WHERE TraceId = trace) AS trace_end
 SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID,
   ServiceName AS serviceName, SpanName AS operationName,
   toUnixTimestamp64Nano(Timestamp) / 1e6 AS startTime, Duration / 1e6 AS duration,
@@ -626,7 +613,7 @@ SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID,
   StatusMessage AS statusMessage,
   {attributes.format("SpanAttributes")} AS tags,
   {attributes.format("ResourceAttributes")} AS serviceTags
-FROM otel_traces
+FROM {TRACES_TABLE}
 WHERE TraceId = trace AND Timestamp >= trace_start AND Timestamp <= trace_end
 ORDER BY Timestamp
 LIMIT 10000""",

@@ -1,13 +1,21 @@
-"""What otelhouse means by "request" and "error": the one place these rules live.
+"""What otelhouse means by "request", "error" and "the same exception": the one place the
+Python that builds SQL (query API, Grafana dashboards) finds these rules.
 
-Both are MATERIALIZED columns of ``otel_traces`` (``storage/schema/0002_hot_columns.sql``),
-computed by ClickHouse on insert, so every endpoint and dashboard counts the same way:
+Each rule is a MATERIALIZED column computed by ClickHouse on insert, whoever the writer is, so
+every endpoint and dashboard counts and groups the same way; this module names the columns:
 
 - **error**: ``StatusCode = 'Error'`` or an HTTP response status >= 500
-  (``http.response.status_code``, or the older ``http.status_code``) → column ``IsError``.
-  4xx answers are the client's mistake, not the service's, so they are not errors.
-- **request**: a span of kind ``Server``, or a root span (no parent) → column ``IsRequest``.
+  (``http.response.status_code``, or the older ``http.status_code``) → ``otel_traces.IsError``
+  (``storage/schema/0002_hot_columns.sql``). 4xx answers are the client's mistake, not the
+  service's, so they are not errors.
+- **request**: a span of kind ``Server``, or a root span (no parent) →
+  ``otel_traces.IsRequest`` (same migration).
+- **same exception**: same ``Type`` and same ``NormalizedMessage`` of ``otelhouse_exceptions``
+  (``storage/schema/0005_exception_groups.sql``, where the masking of quoted strings, UUIDs,
+  hex ids and numbers is written and explained).
 """
 
 ERROR = "IsError = 1"
 REQUEST = "IsRequest = 1"
+EXCEPTION_MESSAGE = "NormalizedMessage"
+"""The exception message with what varies between occurrences masked."""

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.query.filters import Where
+from otelhouse.storage.tables import TRACE_ID_TS_TABLE, TRACES_TABLE
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
-BOUNDS_SQL = """
+BOUNDS_SQL = f"""
 SELECT toUnixTimestamp(min(Start)) AS lo, toUnixTimestamp(max(End)) AS hi
-FROM otel_traces_trace_id_ts
-WHERE TraceId IN {trace_ids:Array(String)}
+FROM {TRACE_ID_TS_TABLE}
+WHERE TraceId IN {{trace_ids:Array(String)}}
 GROUP BY TraceId
 """
 
@@ -154,7 +155,7 @@ def fetch_traces(client: Client, trace_ids: list[str]) -> dict[str, list[Span]]:
     if where is None:
         return {}
     sql = (
-        f"SELECT {SPANS_COLUMNS} FROM otel_traces WHERE {where.sql}"
+        f"SELECT {SPANS_COLUMNS} FROM {TRACES_TABLE} WHERE {where.sql}"
         " ORDER BY TraceId, Timestamp, SpanId"
     )
     grouped: dict[str, list[Span]] = {}

@@ -33,16 +33,18 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.query.filters import TIME_RANGE, Where, span_filter
 from otelhouse.query.params import TimeRange, epoch_ns
+from otelhouse.query.semantics import ERROR, REQUEST
 from otelhouse.query.trace_fetch import trace_window
+from otelhouse.storage.tables import TRACES_TABLE
 
 MAX_LIMIT = 1000
 MAX_ATTRIBUTES = 20
 
 ROOT = "ParentSpanId = ''"
-ROOT_PREFILTER = "IsRequest = 1"
+ROOT_PREFILTER = REQUEST
 """Every root span is a request (``query/semantics.py``); the one-byte column is read first
 so the string column ``ParentSpanId`` is read only where requests are."""
-FAILED_IN_RANGE = f"SELECT TraceId FROM otel_traces WHERE {TIME_RANGE} AND IsError = 1"
+FAILED_IN_RANGE = f"SELECT TraceId FROM {TRACES_TABLE} WHERE {TIME_RANGE} AND {ERROR}"
 
 
 class Order(StrEnum):
@@ -145,7 +147,7 @@ def trace_ids_query(
         conditions.append("Timestamp >= fromUnixTimestamp64Nano({roots_from_ns:Int64})")
         extra["roots_from_ns"] = epoch_ns(roots_from)
     if len(spans.conditions) > 1:
-        conditions.append(f"TraceId IN (SELECT TraceId FROM otel_traces WHERE {spans.sql})")
+        conditions.append(f"TraceId IN (SELECT TraceId FROM {TRACES_TABLE} WHERE {spans.sql})")
     if search.status is not None:
         negation = "NOT " if search.status is Status.OK else ""
         conditions.append(f"TraceId {negation}IN ({FAILED_IN_RANGE})")
@@ -156,7 +158,7 @@ def trace_ids_query(
         conditions.append("Duration <= {root_max_ns:UInt64}")
         extra["root_max_ns"] = search.max_duration_ns
     sql = (
-        f"SELECT TraceId FROM otel_traces WHERE {' AND '.join(f'({c})' for c in conditions)}"
+        f"SELECT TraceId FROM {TRACES_TABLE} WHERE {' AND '.join(f'({c})' for c in conditions)}"
         f" ORDER BY {_ORDER_SQL[search.order]}, TraceId LIMIT {{limit:UInt32}}"
     )
     return sql, spans.bind(**extra)
@@ -204,7 +206,7 @@ def matching_trace_ids_query(
     """Step one (Jaeger): the traces of the newest spans meeting every span condition."""
     spans = span.where(time)
     sql = (
-        f"SELECT TraceId FROM otel_traces WHERE {spans.sql}"
+        f"SELECT TraceId FROM {TRACES_TABLE} WHERE {spans.sql}"
         " ORDER BY Timestamp DESC, TraceId LIMIT 1 BY TraceId LIMIT {limit:UInt32}"
     )
     return sql, spans.bind(limit=limit)
@@ -248,7 +250,7 @@ def summarise(client: Client, trace_ids: list[str]) -> list[TraceSummary]:
     where = trace_window(client, trace_ids)
     if where is None:
         return []
-    sql = f"SELECT {_SUMMARY_COLUMNS} FROM otel_traces WHERE {where.sql} GROUP BY TraceId"
+    sql = f"SELECT {_SUMMARY_COLUMNS} FROM {TRACES_TABLE} WHERE {where.sql} GROUP BY TraceId"
     by_id = {
         row[0]: TraceSummary(
             trace_id=row[0],

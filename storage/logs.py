@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields
 
 from clickhouse_connect.driver.client import Client
 
-LOGS_TABLE = "otel_logs"
+from otelhouse.storage.tables import LOGS_TABLE
+
 
 
 @dataclass(slots=True)

@@ -17,11 +17,11 @@ from string import Template
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.storage.config import StorageConfig
+from otelhouse.storage.tables import VERSION_TABLE
 
 log = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-VERSION_TABLE = "otelhouse_schema_version"
 
 
 @dataclass(frozen=True)

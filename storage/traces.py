@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 from clickhouse_connect.driver.client import Client
 
-TRACES_TABLE = "otel_traces"
+from otelhouse.storage.tables import TRACES_TABLE
 
 
 @dataclass(slots=True)

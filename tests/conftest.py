@@ -24,6 +24,7 @@ from otelhouse.receiver.batcher import Sink
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.storage import migrate, open_client
+from otelhouse.storage.tables import TRACES_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.receiver.http_harness import HttpReceiver
 
@@ -152,7 +153,7 @@ def stored(storage: Client) -> Callable[..., list[dict[str, Any]]]:
     (``handle.shutdown()`` is True) every span is there."""
 
     def fetch(where: str = "1", **parameters: Any) -> list[dict[str, Any]]:
-        sql = f"SELECT {STORED_SPAN_COLUMNS} FROM otel_traces WHERE {where} ORDER BY Timestamp"
+        sql = f"SELECT {STORED_SPAN_COLUMNS} FROM {TRACES_TABLE} WHERE {where} ORDER BY Timestamp"
         return list(storage.query(sql, parameters=parameters).named_results())
 
     return fetch

@@ -18,7 +18,7 @@ from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, na
 from otelhouse.query.params import TimeRange, TimeRangeDep
 from otelhouse.query.semantics import ERROR
 from otelhouse.query.stats import error_rate
-from otelhouse.storage.traces import TRACES_TABLE
+from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["errors"])
 

@@ -34,18 +34,19 @@ from otelhouse.query.jaeger_params import (
 )
 from otelhouse.query.trace_fetch import fetch_traces, normalise_trace_id
 from otelhouse.query.trace_search import matching_trace_ids_query, query_ids
+from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(
     prefix="/jaeger/api", tags=["jaeger"], route_class=JaegerRoute, responses=OTHER_CLIENT_ERRORS
 )
 
-SERVICES_SQL = "SELECT DISTINCT ServiceName FROM otel_traces ORDER BY ServiceName"
+SERVICES_SQL = f"SELECT DISTINCT ServiceName FROM {TRACES_TABLE} ORDER BY ServiceName"
 OPERATION_NAMES_SQL = (
-    "SELECT DISTINCT SpanName FROM otel_traces WHERE ServiceName = {service:String}"
+    f"SELECT DISTINCT SpanName FROM {TRACES_TABLE} WHERE ServiceName = {{service:String}}"
     " ORDER BY SpanName"
 )
 OPERATIONS_SQL = (
-    "SELECT SpanName, SpanKind FROM otel_traces WHERE ServiceName = {service:String}"
+    f"SELECT SpanName, SpanKind FROM {TRACES_TABLE} WHERE ServiceName = {{service:String}}"
     " AND (SpanKind = {kind:String} OR {kind:String} = '')"
     " GROUP BY SpanName, SpanKind ORDER BY SpanName, SpanKind"
 )

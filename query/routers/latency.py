@@ -29,7 +29,7 @@ from otelhouse.query.filters import (
 from otelhouse.query.params import TimeRange, TimeRangeDep
 from otelhouse.query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
 from otelhouse.query.units import datetime_from_s
-from otelhouse.storage.traces import TRACES_TABLE
+from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["latency"])
 

@@ -27,7 +27,7 @@ from otelhouse.query.params import TimeRange, TimeRangeDep
 from otelhouse.query.semantics import ERROR, REQUEST
 from otelhouse.query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
 from otelhouse.query.units import NS_PER_MS, datetime_from_ns, finite_or_none
-from otelhouse.storage.traces import TRACES_TABLE
+from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 

@@ -11,7 +11,7 @@ from otelhouse.query.deps import ClientDep
 from otelhouse.query.filters import RangeResponse, named_rows, span_filter
 from otelhouse.query.params import TimeRange, TimeRangeDep
 from otelhouse.query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
-from otelhouse.storage.traces import TRACES_TABLE
+from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["services"])
 

@@ -65,11 +65,14 @@ class Span:
 
 
 def normalize(message: str) -> str:
-    """Python's reading of the dashboard's message normalisation."""
+    """Python's reading of the exception message rule (storage/schema/0005_exception_groups.sql)."""
+    quoted = "'[^']*'|\"[^\"]*\""
+    if not re.fullmatch(quoted, message):
+        message = re.sub(rf"\B(?:{quoted})", "<str>", message, flags=re.A)
     message = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", message, flags=re.I)
-    message = re.sub(r"[0-9a-f]{16,}", "<hex>", message, flags=re.I)
-    message = re.sub(r"'[^']*'", "'<str>'", message)
-    return re.sub(r"\d+(\.\d+)?", "<n>", message)
+    hex_word = r"0x[0-9a-f]+|[0-9a-f]{16,}|[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*|[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*"
+    message = re.sub(rf"\b(?:{hex_word})\b", "<hex>", message, flags=re.I | re.A)
+    return re.sub(r"[0-9]+", "<n>", message)
 
 
 class _Ids:

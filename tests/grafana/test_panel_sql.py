@@ -18,6 +18,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.storage import StorageConfig, migrate, open_client
+from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
 from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
@@ -341,7 +342,7 @@ def test_exceptions_table_is_filled_by_the_migrations_view(loaded: Loaded) -> No
     view: one per exception event, none for other events."""
     result = loaded.client.query(
         "SELECT ServiceName, TraceId, SpanId, toUnixTimestamp64Nano(Timestamp), Type, Message, Stacktrace "
-        "FROM otelhouse_exceptions"
+        f"FROM {EXCEPTIONS_TABLE}"
     )
     expected = [(s.service, s.trace, s.span, e.ts_ns, e.attrs["exception.type"], e.attrs["exception.message"],
                  e.attrs["exception.stacktrace"]) for s in loaded.spans for e in s.exceptions]

@@ -1,4 +1,5 @@
-"""Exception groups: the masking rules, and exact groups from events with known messages."""
+"""Exception groups: the masking rule (the ``otelhouse_exceptions`` column of migration 0005),
+and exact groups from events with known messages."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from otelhouse.query.routers.exceptions import normalised
+from otelhouse.query.semantics import EXCEPTION_MESSAGE
+from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, Window, random_id, to_columns
 
@@ -31,11 +33,22 @@ from tests.query.spans import Event, Span, Window, random_id, to_columns
         ("cafe is closed", "cafe is closed"),
         ("no numbers here", "no numbers here"),
         ("", ""),
+        ("KeyError 'user_42'", "KeyError <str>"),
+        ('no column "total amount" in table 7', "no column <str> in table <n>"),
+        ("can't find 'it' in 'a b'", "can't find <str> in <str>"),
+        ("it's 'unterminated", "it's 'unterminated"),
+        ("trace 12345678901234567890123456789012 lost", "trace <hex> lost"),
+        ("span deadbeefdeadbeef and 0123456789abcdef", "span <hex> and <hex>"),
+        ("key '123e4567-e89b-12d3-a456-426614174000' and 99", "key <str> and <n>"),
+        ("'user_42'", "'user_<n>'"),
+        ('"no such table"', '"no such table"'),
+        ("'a' or 'b'", "<str> or <str>"),
     ],
 )
 def test_masking(storage: Client, message: str, expected: str) -> None:
-    sql, parameters = normalised("{message:String}")
-    result = storage.query(f"SELECT {sql}", parameters={**parameters, "message": message})
+    """What the column holds for a message stored in ``otelhouse_exceptions``."""
+    storage.insert(EXCEPTIONS_TABLE, [[time.time_ns(), message]], column_names=["Timestamp", "Message"])
+    result = storage.query(f"SELECT {EXCEPTION_MESSAGE} FROM {EXCEPTIONS_TABLE}")
     assert result.result_rows == [(expected,)]
 
 

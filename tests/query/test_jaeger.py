@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from otelhouse.query.jaeger_model import tag
 from otelhouse.query.jaeger_params import BadParameter, parse_duration
+from otelhouse.storage.tables import TRACES_TABLE
 from tests.conftest import ReceiverThread
 from tests.query.hostile import (  # noqa: F401 - long_urls is a fixture
     INJECTION_CORPUS,
@@ -152,7 +153,7 @@ def test_trace_by_id_errors(
 
 def test_services_and_operations(api: TestClient, storage: Client, shop: list[SpanSpec]) -> None:
     everything = storage.query(
-        "SELECT ServiceName, SpanName, SpanKind FROM otel_traces"
+        f"SELECT ServiceName, SpanName, SpanKind FROM {TRACES_TABLE}"
     ).result_rows  # the old trace is there too; services are listed over all retention
     assert len(everything) > len(shop)
     body = api.get("/jaeger/api/services").json()

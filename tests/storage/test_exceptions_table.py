@@ -1,17 +1,21 @@
 """Migration 0004: ``otelhouse_exceptions`` holds every exception event of ``otel_traces``,
 backfilled for data stored before the migration and filled on insert afterwards, with nothing
-missed or doubled when another writer inserts while it runs or when it runs again."""
+missed or doubled when another writer inserts while it runs or when it runs again. Migration
+0005: its normalised message, the same for events stored before and after it."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 
 from clickhouse_connect.driver.client import Client
 
+from otelhouse.query.semantics import EXCEPTION_MESSAGE
 from otelhouse.settings import Settings
 from otelhouse.storage import migrate, open_client
-from otelhouse.storage.migrations import VERSION_TABLE, load_migrations
+from otelhouse.storage.migrations import load_migrations
+from otelhouse.storage.tables import EXCEPTIONS_TABLE, EXCEPTIONS_VIEW, VERSION_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, random_id, to_columns
 
@@ -41,15 +45,15 @@ def spans_with_events(rng: random.Random, count: int) -> tuple[list[Span], set[t
 def stored(storage: Client) -> set[tuple]:
     rows = storage.query(
         "SELECT toUnixTimestamp64Nano(Timestamp), ServiceName, TraceId, SpanId, Type, Message, "
-        "Stacktrace FROM otelhouse_exceptions"
+        f"Stacktrace FROM {EXCEPTIONS_TABLE}"
     ).result_rows
     assert len(rows) == len(set(rows)), "an exception event was stored twice"
     return set(rows)
 
 
 def undo_migration_4(storage: Client) -> None:
-    storage.command("DROP VIEW otelhouse_exceptions_mv")
-    storage.command("DROP TABLE otelhouse_exceptions")
+    storage.command(f"DROP VIEW {EXCEPTIONS_VIEW}")
+    storage.command(f"DROP TABLE {EXCEPTIONS_TABLE}")
     storage.command(f"DELETE FROM {VERSION_TABLE} WHERE version = 4")
 
 
@@ -97,3 +101,28 @@ def test_spans_written_while_the_migration_runs_are_stored_once_and_a_rerun_adds
     for statement in migration.statements:
         storage.command(statement)
     assert stored(storage) == expected_before | expected_meanwhile
+
+
+def test_events_stored_before_migration_5_get_the_normalised_message_too(
+    settings: Settings, storage: Client
+) -> None:
+    """Migration 0005 adds a MATERIALIZED column: parts written before it compute the value on
+    read, with the rule that new inserts store, so old and new events fall in one group."""
+    storage.command(f"ALTER TABLE {EXCEPTIONS_TABLE} DROP COLUMN {EXCEPTION_MESSAGE}")
+    storage.command(f"DELETE FROM {VERSION_TABLE} WHERE version = 5")
+    rng = random.Random(6)
+    before, expected_before = spans_with_events(rng, 20)
+    insert_spans(storage, to_columns(before))
+    admin = open_client(settings, database="")
+    try:
+        assert migrate(admin, settings) == [5]
+    finally:
+        admin.close()
+    after, expected_after = spans_with_events(rng, 20)
+    insert_spans(storage, to_columns(after))
+
+    rows = storage.query(
+        f"SELECT Type, {EXCEPTION_MESSAGE}, count() FROM {EXCEPTIONS_TABLE} GROUP BY ALL"
+    ).result_rows
+    types = Counter(row[4] for row in expected_before | expected_after)
+    assert sorted(rows) == [(kind, "failed <n>.<n>", n) for kind, n in sorted(types.items())]

@@ -11,6 +11,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from otelhouse.receiver.logs import convert_logs_request
 from otelhouse.settings import Settings
+from otelhouse.storage.tables import LOGS_TABLE
 from otelhouse.storage.logs import LOG_COLUMN_NAMES, LogColumns, insert_logs
 import pytest
 
@@ -60,7 +61,7 @@ def read_back(storage: Client) -> list[dict[str, object]]:
         for name in LOG_COLUMN_NAMES
     )
     return list(
-        storage.query(f"SELECT {columns} FROM otel_logs ORDER BY Timestamp").named_results()
+        storage.query(f"SELECT {columns} FROM {LOGS_TABLE} ORDER BY Timestamp").named_results()
     )
 
 
@@ -82,14 +83,14 @@ def test_materialized_columns_are_computed_by_clickhouse(storage: Client) -> Non
     rows = storage.query(
         "SELECT `__otel_materialized_k8s.namespace.name`, "
         "`__otel_materialized_deployment.environment.name`, `__otel_materialized_k8s.pod.name` "
-        "FROM otel_logs ORDER BY Timestamp"
+        f"FROM {LOGS_TABLE} ORDER BY Timestamp"
     ).result_rows
     assert rows == [("shop", "prod", "")] * 3 + [("", "", "")]
 
 
 def test_table_layout_matches_the_exporter(settings: Settings, storage: Client) -> None:
     db = settings.effective_database
-    ddl = storage.query(f"SHOW CREATE TABLE {db}.otel_logs").result_rows[0][0]
+    ddl = storage.query(f"SHOW CREATE TABLE {db}.{LOGS_TABLE}").result_rows[0][0]
     assert "PARTITION BY toDate(Timestamp)" in ddl
     assert "ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)" in ddl
     assert "TTL toDateTime(Timestamp) + toIntervalDay(30)" in ddl
@@ -103,8 +104,8 @@ def test_table_layout_matches_the_exporter(settings: Settings, storage: Client) 
     written = dict(
         storage.query(
             "SELECT name, type FROM system.columns WHERE database = {db:String} "
-            "AND table = 'otel_logs' AND default_kind = ''",
-            parameters={"db": db},
+            "AND table = {table:String} AND default_kind = ''",
+            parameters={"db": db, "table": LOGS_TABLE},
         ).result_rows
     )
     assert tuple(written) == LOG_COLUMN_NAMES
@@ -115,8 +116,8 @@ def test_table_layout_matches_the_exporter(settings: Settings, storage: Client) 
     indexes = dict(
         storage.query(
             "SELECT name, type_full FROM system.data_skipping_indices "
-            "WHERE database = {db:String} AND table = 'otel_logs'",
-            parameters={"db": db},
+            "WHERE database = {db:String} AND table = {table:String}",
+            parameters={"db": db, "table": LOGS_TABLE},
         ).result_rows
     )
     array_indexed = [
@@ -135,7 +136,7 @@ def test_table_layout_matches_the_exporter(settings: Settings, storage: Client) 
 
 def test_body_search_uses_the_text_index(storage: Client) -> None:
     insert_logs(storage, convert_logs_request(logs_request(time.time_ns())).logs)
-    query = "SELECT count() FROM otel_logs WHERE hasToken(lower(Body), 'declined')"
+    query = f"SELECT count() FROM {LOGS_TABLE} WHERE hasToken(lower(Body), 'declined')"
     assert storage.query(query).result_rows == [(1,)]
     plan = "\n".join(row[0] for row in storage.query(f"EXPLAIN indexes = 1 {query}").result_rows)
     assert "idx_lower_body" in plan
@@ -145,14 +146,14 @@ def test_a_replay_with_the_same_deduplication_token_stores_nothing_new(storage: 
     batch = convert_logs_request(logs_request(time.time_ns())).logs
     insert_logs(storage, batch, settings={"insert_deduplication_token": "wal-1"})
     insert_logs(storage, batch, settings={"insert_deduplication_token": "wal-1"})
-    assert storage.query("SELECT count() FROM otel_logs").result_rows == [(len(batch),)]
+    assert storage.query(f"SELECT count() FROM {LOGS_TABLE}").result_rows == [(len(batch),)]
     insert_logs(storage, batch, settings={"insert_deduplication_token": "wal-2"})
-    assert storage.query("SELECT count() FROM otel_logs").result_rows == [(2 * len(batch),)]
+    assert storage.query(f"SELECT count() FROM {LOGS_TABLE}").result_rows == [(2 * len(batch),)]
 
 
 def test_an_empty_batch_is_not_inserted(storage: Client) -> None:
     insert_logs(storage, LogColumns())
-    assert storage.query("SELECT count() FROM otel_logs").result_rows == [(0,)]
+    assert storage.query(f"SELECT count() FROM {LOGS_TABLE}").result_rows == [(0,)]
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from otelhouse.storage import StorageUnavailable, migrate, open_client
-from otelhouse.storage.migrations import VERSION_TABLE, applied_versions, load_migrations
+from otelhouse.storage import StorageUnavailable, migrate, open_client, tables
+from otelhouse.storage.migrations import applied_versions, load_migrations
+from otelhouse.storage.tables import TRACES_TABLE, VERSION_TABLE
 
 
 def test_migrations_apply_once_and_record_versions(settings: Settings, storage: Client) -> None:
@@ -26,8 +27,8 @@ def test_tables_match_collector_schema(settings: Settings, storage: Client) -> N
     columns = dict(
         storage.query(
             "SELECT name, type FROM system.columns WHERE database = {db:String} "
-            "AND table = 'otel_traces' AND default_kind = ''",
-            parameters={"db": settings.effective_database},
+            "AND table = {table:String} AND default_kind = ''",
+            parameters={"db": settings.effective_database, "table": TRACES_TABLE},
         ).result_rows
     )
     assert columns == {
@@ -56,8 +57,8 @@ def test_tables_match_collector_schema(settings: Settings, storage: Client) -> N
     }
     engine = storage.query(
         "SELECT sorting_key, partition_key, engine_full FROM system.tables "
-        "WHERE database = {db:String} AND name = 'otel_traces'",
-        parameters={"db": settings.effective_database},
+        "WHERE database = {db:String} AND name = {table:String}",
+        parameters={"db": settings.effective_database, "table": TRACES_TABLE},
     ).result_rows[0]
     assert engine[0] == "ServiceName, SpanName, toDateTime(Timestamp)"
     assert engine[1] == "toDate(Timestamp)"
@@ -65,8 +66,8 @@ def test_tables_match_collector_schema(settings: Settings, storage: Client) -> N
     indexes = dict(
         storage.query(
             "SELECT name, type_full FROM system.data_skipping_indices "
-            "WHERE database = {db:String} AND table = 'otel_traces'",
-            parameters={"db": settings.effective_database},
+            "WHERE database = {db:String} AND table = {table:String}",
+            parameters={"db": settings.effective_database, "table": TRACES_TABLE},
         ).result_rows
     )
     assert indexes["idx_trace_id"] == "bloom_filter(0.001)"
@@ -80,3 +81,13 @@ def test_unreachable_server_error_names_the_server_without_its_password() -> Non
         open_client(settings.storage_config())
     assert "http://otel:***@127.0.0.1:1/otel" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_the_table_names_module_names_every_table_and_view_the_migrations_create(
+    settings: Settings, storage: Client
+) -> None:
+    names = storage.query(
+        "SELECT name FROM system.tables WHERE database = {db:String}",
+        parameters={"db": settings.effective_database},
+    ).result_rows
+    assert sorted(row[0] for row in names) == sorted(tables.ALL)

@@ -19,6 +19,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
+from otelhouse.storage.tables import TRACE_ID_TS_TABLE, TRACES_TABLE
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.storage import test_migrations
 
@@ -66,11 +67,11 @@ def test_spans_round_trip_with_hot_columns(settings: Settings, storage: Client) 
             getattr(spans, column).append(value)
     insert_spans(storage, spans)
     got = storage.query(
-        "SELECT SpanId, IsRequest, IsError, HttpStatusCode, Duration FROM otel_traces ORDER BY SpanId"
+        f"SELECT SpanId, IsRequest, IsError, HttpStatusCode, Duration FROM {TRACES_TABLE} ORDER BY SpanId"
     ).result_rows
     assert got == [("1" * 16, 1, 1, 503, 1000), ("2" * 16, 0, 0, 0, 2000), ("3" * 16, 1, 1, 404, 3000)]
     lookup = storage.query(
-        "SELECT TraceId FROM otel_traces_trace_id_ts GROUP BY TraceId ORDER BY TraceId"
+        f"SELECT TraceId FROM {TRACE_ID_TS_TABLE} GROUP BY TraceId ORDER BY TraceId"
     ).result_rows
     assert lookup == [("a" * 32,), ("b" * 32,)]
 
