@@ -94,7 +94,7 @@ def replay(settings: Settings, total: int) -> tuple[float, float]:
         insert_spans(writer, spans, settings={"insert_deduplication_token": token})
 
     started = time.perf_counter()
-    service = WalService.open(settings, insert)
+    service = WalService.open(settings.wal_config(), insert)
     opened = time.perf_counter() - started
     last_report = started
     while service.wal.pending_rows:

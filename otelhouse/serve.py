@@ -20,11 +20,13 @@ from otelhouse.core.addresses import split_host_port
 from otelhouse.settings import Settings
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.metrics import wal_samples
+from otelhouse.receiver.pipeline import Receiver
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.receiver.stats import report_periodically
 from otelhouse.core.tls import TlsConfigError, server_tls
 from otelhouse.receiver.wal import WalError, WalService
 from otelhouse.storage import StorageUnavailable, migrate, open_client
+from otelhouse.receiver.traces import TRACES
 from otelhouse.storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
@@ -73,14 +75,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         writer.close()
         admin.close()
         raise
-    receiver = GrpcReceiver(
-        settings, wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))
+    receiver = Receiver(
+        settings.receiver_config(),
+        {TRACES: wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))},
     )
     if wal is not None:
         receiver.metrics.add_provider(lambda: wal_samples(wal.stats()))
-    otlp_http = OtlpHttpReceiver(settings, receiver.ingest, metrics=receiver.metrics)
+    otlp_grpc = GrpcReceiver(receiver)
+    otlp_http = OtlpHttpReceiver(receiver)
     try:
-        await _start_receivers(receiver, otlp_http, settings)
+        await _start_receivers(receiver, otlp_grpc, otlp_http, settings)
     except StartupError:
         if wal is not None:
             wal.close(drain_timeout_s=0)
@@ -89,7 +93,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         raise
     reporter = asyncio.create_task(
         report_periodically(
-            receiver.stats,
+            receiver.pipeline(TRACES.name).stats,
             settings.stats_interval_s,
             (lambda: wal.stats().log.drained_rows) if wal is not None else None,
         )
@@ -100,7 +104,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
-        await asyncio.gather(receiver.stop(), otlp_http.stop())
+        await asyncio.gather(otlp_grpc.stop(), otlp_http.stop(), receiver.stop())
         if wal is not None:
             await _close_wal(wal, settings.wal_drain_timeout_s)
         if api is not None:
@@ -112,14 +116,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
 
 
 async def _start_receivers(
-    receiver: GrpcReceiver, otlp_http: OtlpHttpReceiver, settings: Settings
+    receiver: Receiver, otlp_grpc: GrpcReceiver, otlp_http: OtlpHttpReceiver, settings: Settings
 ) -> None:
-    """Both OTLP servers or neither; a failure says what to change."""
+    """The pipelines and both OTLP servers, or none; a failure says what to change."""
+    receiver.start()
     try:
-        await receiver.start()
+        await otlp_grpc.start()
     except TlsConfigError as exc:
+        await receiver.stop()
         raise StartupError(str(exc)) from exc
     except (OSError, RuntimeError) as exc:
+        await receiver.stop()
         raise StartupError(
             f"cannot listen for OTLP/gRPC on {settings.otlp_grpc_addr} ({exc}); is another "
             "process using the port? Set --otlp-grpc-addr"
@@ -127,7 +134,7 @@ async def _start_receivers(
     try:
         await otlp_http.start()
     except (OSError, TlsConfigError) as exc:
-        await receiver.stop()
+        await asyncio.gather(otlp_grpc.stop(), receiver.stop())
         raise StartupError(
             f"cannot listen for OTLP/HTTP on {settings.otlp_http_addr} ({exc}); is another "
             "process using the port? Set --otlp-http-addr"
@@ -144,7 +151,7 @@ def _open_wal(settings: Settings, writer: Client) -> WalService | None:
         insert_spans(writer, spans, settings={"insert_deduplication_token": token})
 
     try:
-        return WalService.open(settings, insert)
+        return WalService.open(settings.wal_config(), insert)
     except WalError as exc:
         raise StartupError(str(exc)) from exc
     except OSError as exc:

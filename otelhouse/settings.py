@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
@@ -16,6 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
+from otelhouse.receiver.config import ReceiverConfig
+from otelhouse.receiver.limits import ConvertLimits
+
+if TYPE_CHECKING:
+    from otelhouse.receiver.wal.service import WalConfig
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -169,3 +175,36 @@ class Settings(BaseSettings):
                     raise ValueError(f"database {path!r} in clickhouse_url is not an identifier")
                 return path
         return self.database
+
+    def receiver_config(self) -> ReceiverConfig:
+        """The OTLP receiver's part of the settings."""
+        return ReceiverConfig(
+            grpc_addr=self.otlp_grpc_addr,
+            http_addr=self.otlp_http_addr,
+            max_request_bytes=self.max_request_bytes,
+            batch_max_rows=self.batch_max_rows,
+            batch_max_delay_s=self.batch_max_delay_ms / 1000,
+            queue_max_rows=self.queue_max_rows,
+            max_inflight_bytes=self.max_inflight_bytes,
+            tokens=self.otlp_token_set,
+            tls_cert_file=self.tls_cert_file,
+            tls_key_file=self.tls_key_file,
+            limits=ConvertLimits(
+                max_attributes=self.max_attributes,
+                max_value_bytes=self.max_attribute_value_bytes,
+                max_events=self.max_events_per_span,
+                max_links=self.max_links_per_span,
+            ),
+        )
+
+    def wal_config(self) -> WalConfig:
+        """The write-ahead log's part of the settings."""
+        # Imported here: the wal package imports storage, which still imports this module.
+        from otelhouse.receiver.wal.service import WalConfig
+
+        return WalConfig(
+            directory=self.effective_wal_dir,
+            max_bytes=self.wal_max_bytes,
+            segment_bytes=self.wal_segment_bytes,
+            cache_rows=self.batch_max_rows,
+        )

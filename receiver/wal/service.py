@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
-from otelhouse.settings import Settings
 from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
 from otelhouse.receiver.wal.log import LogStats, WriteAheadLog
 from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WalConfig:
+    """Where the log lives, its disk budget and segment size in bytes, and how many rows
+    of records not yet drained it keeps in memory (also the drainer's rows per insert)."""
+
+    directory: Path
+    max_bytes: int
+    segment_bytes: int
+    cache_rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +61,19 @@ class WalService:
         self.drainer.start()
 
     @classmethod
-    def open(cls, settings: Settings, insert: Insert, *, max_backoff_s: float = 5.0) -> WalService:
-        """The log in ``settings.effective_wal_dir``; whatever it holds past its checkpoint
-        (from before a crash or an unfinished shutdown) is drained first."""
+    def open(cls, config: WalConfig, insert: Insert, *, max_backoff_s: float = 5.0) -> WalService:
+        """The log in ``config.directory``; whatever it holds past its checkpoint (from
+        before a crash or an unfinished shutdown) is drained first."""
         wal = WriteAheadLog(
-            settings.effective_wal_dir,
-            max_bytes=settings.wal_max_bytes,
-            segment_bytes=settings.wal_segment_bytes,
-            cache_rows=settings.batch_max_rows,
+            config.directory,
+            max_bytes=config.max_bytes,
+            segment_bytes=config.segment_bytes,
+            cache_rows=config.cache_rows,
         )
         replayed = wal.stats().replayed_rows
         if replayed:
             log.info("replaying %d spans logged before the last stop into storage", replayed)
-        return cls(wal, insert, max_rows=settings.batch_max_rows, max_backoff_s=max_backoff_s)
+        return cls(wal, insert, max_rows=config.cache_rows, max_backoff_s=max_backoff_s)
 
     def append(self, spans: SpanColumns) -> None:
         self.wal.wait_for_cache_room(len(spans), self.max_wait_s, lambda: self.drainer.healthy)

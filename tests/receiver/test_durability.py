@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otelhouse.settings import Settings
 from otelhouse.receiver.convert import convert_request
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.receiver.wal import Drainer, Insert, WalService, WriteAheadLog
 from otelhouse.receiver.wal.records import SEGMENT_HEADER
 from otelhouse.storage import open_client
@@ -69,7 +69,7 @@ def logged_receiver(
 
     def start(**wal_settings: object) -> tuple[ReceiverThread, WalService]:
         effective = settings.model_copy(update={"wal_dir": tmp_path / "wal", **wal_settings})
-        service = WalService.open(effective, token_insert(writer), max_backoff_s=0.3)
+        service = WalService.open(effective.wal_config(), token_insert(writer), max_backoff_s=0.3)
         services.append(service)
         return start_receiver(sink=service.append), service
 
