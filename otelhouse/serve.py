@@ -12,6 +12,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -26,10 +27,14 @@ from otelhouse.receiver.stats import report_periodically
 from otelhouse.core.tls import TlsConfigError, server_tls
 from otelhouse.receiver.wal import WalError, WalService
 from otelhouse.storage import StorageUnavailable, migrate, open_client
+from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
-from otelhouse.storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
+
+
+SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES,)
+"""The OTLP signals ``serve`` receives and stores."""
 
 
 class StartupError(RuntimeError):
@@ -77,7 +82,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         raise
     receiver = Receiver(
         settings.receiver_config(),
-        {TRACES: wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))},
+        {signal: wal.sink(signal) if wal else _direct_sink(writer, signal) for signal in SIGNALS},
     )
     if wal is not None:
         receiver.metrics.add_provider(lambda: wal_samples(wal.stats()))
@@ -146,12 +151,10 @@ def _open_wal(settings: Settings, writer: Client) -> WalService | None:
     a deduplication token per log range, so replays and retries store once."""
     if not settings.wal_enabled:
         return None
-
-    def insert(spans: SpanColumns, token: str) -> None:
-        insert_spans(writer, spans, settings={"insert_deduplication_token": token})
-
     try:
-        return WalService.open(settings.wal_config(), insert)
+        return WalService.open(
+            settings.wal_config(), {signal: _token_insert(writer, signal) for signal in SIGNALS}
+        )
     except WalError as exc:
         raise StartupError(str(exc)) from exc
     except OSError as exc:
@@ -159,6 +162,18 @@ def _open_wal(settings: Settings, writer: Client) -> WalService | None:
             f"cannot open the write-ahead log in {settings.effective_wal_dir} ({exc}); check "
             "that the directory is writable or set --wal-dir"
         ) from exc
+
+
+def _direct_sink(writer: Client, signal: Signal[Any, Any]) -> Callable[[Any], None]:
+    """Without the log: store each batch before acknowledging it."""
+    return lambda columns: signal.insert(writer, columns)
+
+
+def _token_insert(writer: Client, signal: Signal[Any, Any]) -> Callable[[Any, str], None]:
+    """The drainer's insert for ``signal``: once per deduplication token."""
+    return lambda columns, token: signal.insert(
+        writer, columns, settings={"insert_deduplication_token": token}
+    )
 
 
 async def _close_wal(wal: WalService, drain_timeout_s: float) -> None:
