@@ -17,6 +17,9 @@ from google.protobuf.message import DecodeError, Message
 from otelhouse.receiver.errors import InvalidRequest
 from otelhouse.receiver.limits import ConvertLimits
 
+NAME_BYTES = 8
+"""Longest signal name, in ASCII bytes (its field in write-ahead log records)."""
+
 
 class Columns(Protocol):
     """Rows of one table in column form: ``len`` counts rows, ``extend`` appends another
@@ -114,5 +117,3 @@ class Signal(Generic[Request, C]):
             partial.error_message = conversion.error_message
         return response
 
-
-NAME_BYTES = 8
