@@ -84,7 +84,9 @@ def inflight_samples(inflight: InflightBytes) -> list[Sample]:
 
 
 def wal_samples(stats: WalStats) -> list[Sample]:
-    """The write-ahead log's state (``WalService.stats()``) as series."""
+    """The write-ahead log's state (``WalService.stats()``) as series. The log holds every
+    signal: its row counts cover all of them, under the ``spans`` names they had when traces
+    were the only signal."""
     log, drain = stats.log, stats.drain
     samples = [Sample(name, text, getattr(log, key)) for key, (name, text) in WAL_GAUGES.items()]
     samples += [

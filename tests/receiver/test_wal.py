@@ -337,39 +337,46 @@ OTHER = dataclasses.replace(TRACES, name="other", item="others", http_path="/v1/
 """A second signal for the log: trace columns under another name."""
 
 
-def test_records_of_two_signals_drain_apart_through_their_own_insert(tmp_path: Path) -> None:
-    sent = [(TRACES, spans_of(10, 1)), (OTHER, spans_of(10, 2)), (OTHER, spans_of(10, 3)),
-            (TRACES, spans_of(10, 4))]
+def two_signals_sent() -> list[tuple[Signal[Any, Any], SpanColumns]]:
+    return [
+        (TRACES, spans_of(10, 1)),
+        (OTHER, spans_of(10, 2)),
+        (OTHER, spans_of(10, 3)),
+        (TRACES, spans_of(10, 4)),
+    ]
+
+
+@pytest.mark.parametrize("reopen", [False, True], ids=["from-cache", "from-disk"])
+def test_batches_hold_consecutive_records_of_one_signal(tmp_path: Path, reopen: bool) -> None:
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        for signal, spans in two_signals_sent():
+            wal.append(signal, spans)
+        if not reopen:
+            batches = drain(wal)
+    if reopen:
+        with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+            batches = drain(wal)
+    assert [(b.signal, b.rows) for b in batches] == [("traces", 10), ("other", 20), ("traces", 10)]
+
+
+def test_the_drainer_stores_each_record_through_its_signals_insert(tmp_path: Path) -> None:
+    sent = two_signals_sent()
     stored: dict[str, list[str]] = {"traces": [], "other": []}
 
     def insert_as(name: str) -> Callable[[SpanColumns, str], None]:
         return lambda spans, token: stored[name].extend(spans.SpanId)
 
-    for cached in (True, False):
-        stored = {"traces": [], "other": []}
-        directory = tmp_path / str(cached)
-        with open_log(directory, signals=(TRACES, OTHER)) as wal:
-            for signal, spans in sent:
-                wal.append(signal, spans)
-            if cached:
-                batches = drain(wal)
-        if not cached:
-            with open_log(directory, signals=(TRACES, OTHER)) as wal:
-                batches = drain(wal)
-        assert [(b.signal, b.rows) for b in batches] == [
-            ("traces", 10), ("other", 20), ("traces", 10)
-        ]
-        with open_log(directory, signals=(TRACES, OTHER)) as wal:
-            for signal, spans in sent:
-                wal.append(signal, spans)
-            drainer = Drainer(wal, {TRACES: insert_as("traces"), OTHER: insert_as("other")},
-                              max_rows=10_000)
-            drainer.start()
-            assert drainer.stop(timeout_s=10)
-        assert stored == {
-            name: [i for signal, spans in sent if signal.name == name for i in spans.SpanId]
-            for name in stored
-        }
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        inserts = {TRACES: insert_as("traces"), OTHER: insert_as("other")}
+        drainer = Drainer(wal, inserts, max_rows=10_000)
+        drainer.start()
+        for signal, spans in sent:
+            wal.append(signal, spans)
+        assert drainer.stop(timeout_s=10)
+    assert stored == {
+        name: [span_id for signal, spans in sent if signal.name == name for span_id in spans.SpanId]
+        for name in stored
+    }
 
 
 def test_a_log_holding_a_signal_this_version_does_not_take_is_refused(tmp_path: Path) -> None:
