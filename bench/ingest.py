@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from otelhouse.settings import Settings  # noqa: E402
 from otelhouse.receiver.convert import convert_request  # noqa: E402
-from otelhouse.receiver.grpc_service import TRACE_SERVICE  # noqa: E402
+from otelhouse.receiver.traces import TRACE_SERVICE  # noqa: E402
 from otelhouse.storage import migrate, open_client  # noqa: E402
 from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
 from tests.payloads import realistic_request  # noqa: E402

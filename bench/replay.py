@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from ingest import fresh_store, log, make_payloads  # noqa: E402  (bench/ingest.py)
 from otelhouse.settings import Settings  # noqa: E402
 from otelhouse.receiver.convert import convert_request  # noqa: E402
+from otelhouse.receiver.traces import TRACES  # noqa: E402
 from otelhouse.receiver.wal import WalService  # noqa: E402
 from otelhouse.receiver.wal.log import WriteAheadLog  # noqa: E402
 from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
@@ -70,6 +71,7 @@ def fill_log(requests: list[SpanColumns], total: int, settings: Settings) -> tup
     after an outage; its size in bytes and the spans it holds."""
     wal = WriteAheadLog(
         settings.effective_wal_dir,
+        signals=(TRACES,),
         max_bytes=settings.wal_max_bytes,
         segment_bytes=settings.wal_segment_bytes,
         cache_rows=settings.batch_max_rows,
@@ -77,7 +79,7 @@ def fill_log(requests: list[SpanColumns], total: int, settings: Settings) -> tup
     logged = 0
     while logged < total:
         for columns in requests:
-            wal.append(columns)
+            wal.append(TRACES, columns)
             logged += len(columns)
             if logged >= total:
                 break
@@ -94,7 +96,7 @@ def replay(settings: Settings, total: int) -> tuple[float, float]:
         insert_spans(writer, spans, settings={"insert_deduplication_token": token})
 
     started = time.perf_counter()
-    service = WalService.open(settings, insert)
+    service = WalService.open(settings.wal_config(), {TRACES: insert})
     opened = time.perf_counter() - started
     last_report = started
     while service.wal.pending_rows:

@@ -11,28 +11,36 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from otelhouse.core.addresses import split_host_port
 from otelhouse.core.asgi import HostedUvicorn
 from otelhouse.core.health import ComponentHealth, HealthRegistry
-from otelhouse.core.addresses import split_host_port
-from otelhouse.settings import Settings
-from otelhouse.receiver.http_service import OtlpHttpReceiver
-from otelhouse.receiver.metrics import wal_samples
-from otelhouse.receiver.server import GrpcReceiver
-from otelhouse.receiver.stats import report_periodically
 from otelhouse.core.tls import TlsConfigError
-from otelhouse.receiver.wal import WalError, WalService
 from otelhouse.query.app import create_app
 from otelhouse.query.config import ApiConfig
+from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.metrics import wal_samples
+from otelhouse.receiver.pipeline import Receiver
+from otelhouse.receiver.server import GrpcReceiver
+from otelhouse.receiver.signal import Signal
+from otelhouse.receiver.stats import report_periodically
+from otelhouse.receiver.traces import TRACES
+from otelhouse.receiver.wal import WalError, WalService
+from otelhouse.settings import Settings
 from otelhouse.storage import StorageConfig, StorageUnavailable, migrate, open_client
-from otelhouse.storage.traces import SpanColumns, insert_spans
 
 log = logging.getLogger("otelhouse")
 
 RECEIVER_HEALTH = "receiver"
 """The receiver's queue and in-flight numbers in ``/healthz``."""
+
+
+SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES,)
+"""The OTLP signals ``serve`` receives and stores."""
 
 
 class StartupError(RuntimeError):
@@ -74,14 +82,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         writer.close()
         admin.close()
         raise
-    receiver = GrpcReceiver(
-        settings, wal.append if wal is not None else (lambda spans: insert_spans(writer, spans))
+    receiver = Receiver(
+        settings.receiver_config(),
+        {signal: wal.sink(signal) if wal else _direct_sink(writer, signal) for signal in SIGNALS},
     )
     if wal is not None:
         receiver.metrics.add_provider(lambda: wal_samples(wal.stats()))
-    otlp_http = OtlpHttpReceiver(settings, receiver.ingest, metrics=receiver.metrics)
+    otlp_grpc = GrpcReceiver(receiver)
+    otlp_http = OtlpHttpReceiver(receiver)
     try:
-        await _start_receivers(receiver, otlp_http, settings)
+        await _start_receivers(receiver, otlp_grpc, otlp_http, settings)
     except StartupError:
         if wal is not None:
             wal.close(drain_timeout_s=0)
@@ -90,7 +100,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         raise
     reporter = asyncio.create_task(
         report_periodically(
-            receiver.stats,
+            receiver.pipeline(TRACES.name).stats,
             settings.stats_interval_s,
             (lambda: wal.stats().log.drained_rows) if wal is not None else None,
         )
@@ -103,7 +113,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
-        await asyncio.gather(receiver.stop(), otlp_http.stop())
+        await asyncio.gather(otlp_grpc.stop(), otlp_http.stop(), receiver.stop())
         if wal is not None:
             await _close_wal(wal, settings.wal_drain_timeout_s)
         if api is not None:
@@ -115,14 +125,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
 
 
 async def _start_receivers(
-    receiver: GrpcReceiver, otlp_http: OtlpHttpReceiver, settings: Settings
+    receiver: Receiver, otlp_grpc: GrpcReceiver, otlp_http: OtlpHttpReceiver, settings: Settings
 ) -> None:
-    """Both OTLP servers or neither; a failure says what to change."""
+    """The pipelines and both OTLP servers, or none; a failure says what to change."""
+    receiver.start()
     try:
-        await receiver.start()
+        await otlp_grpc.start()
     except TlsConfigError as exc:
+        await receiver.stop()
         raise StartupError(str(exc)) from exc
     except (OSError, RuntimeError) as exc:
+        await receiver.stop()
         raise StartupError(
             f"cannot listen for OTLP/gRPC on {settings.otlp_grpc_addr} ({exc}); is another "
             "process using the port? Set --otlp-grpc-addr"
@@ -130,7 +143,7 @@ async def _start_receivers(
     try:
         await otlp_http.start()
     except (OSError, TlsConfigError) as exc:
-        await receiver.stop()
+        await asyncio.gather(otlp_grpc.stop(), receiver.stop())
         raise StartupError(
             f"cannot listen for OTLP/HTTP on {settings.otlp_http_addr} ({exc}); is another "
             "process using the port? Set --otlp-http-addr"
@@ -142,12 +155,10 @@ def _open_wal(settings: Settings, writer: Client) -> WalService | None:
     a deduplication token per log range, so replays and retries store once."""
     if not settings.wal_enabled:
         return None
-
-    def insert(spans: SpanColumns, token: str) -> None:
-        insert_spans(writer, spans, settings={"insert_deduplication_token": token})
-
     try:
-        return WalService.open(settings, insert)
+        return WalService.open(
+            settings.wal_config(), {signal: _token_insert(writer, signal) for signal in SIGNALS}
+        )
     except WalError as exc:
         raise StartupError(str(exc)) from exc
     except OSError as exc:
@@ -155,6 +166,18 @@ def _open_wal(settings: Settings, writer: Client) -> WalService | None:
             f"cannot open the write-ahead log in {settings.effective_wal_dir} ({exc}); check "
             "that the directory is writable or set --wal-dir"
         ) from exc
+
+
+def _direct_sink(writer: Client, signal: Signal[Any, Any]) -> Callable[[Any], None]:
+    """Without the log: store each batch before acknowledging it."""
+    return lambda columns: signal.insert(writer, columns)
+
+
+def _token_insert(writer: Client, signal: Signal[Any, Any]) -> Callable[[Any, str], None]:
+    """The drainer's insert for ``signal``: once per deduplication token."""
+    return lambda columns, token: signal.insert(
+        writer, columns, settings={"insert_deduplication_token": token}
+    )
 
 
 async def _close_wal(wal: WalService, drain_timeout_s: float) -> None:

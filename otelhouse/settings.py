@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
 from otelhouse.query.config import ApiConfig
+from otelhouse.receiver.config import ReceiverConfig
+from otelhouse.receiver.limits import ConvertLimits
+from otelhouse.receiver.wal.service import WalConfig
 from otelhouse.storage.config import StorageConfig, check_clickhouse_url, check_database
 
 
@@ -156,4 +159,34 @@ class Settings(BaseSettings):
         """What storage needs; raises ValueError when the URL's path is not an identifier."""
         return StorageConfig.resolve(
             self.data_dir, self.clickhouse_url, self.database, self.retention_days
+        )
+
+    def receiver_config(self) -> ReceiverConfig:
+        """The OTLP receiver's part of the settings."""
+        return ReceiverConfig(
+            grpc_addr=self.otlp_grpc_addr,
+            http_addr=self.otlp_http_addr,
+            max_request_bytes=self.max_request_bytes,
+            batch_max_rows=self.batch_max_rows,
+            batch_max_delay_s=self.batch_max_delay_ms / 1000,
+            queue_max_rows=self.queue_max_rows,
+            max_inflight_bytes=self.max_inflight_bytes,
+            tokens=self.otlp_token_set,
+            tls_cert_file=self.tls_cert_file,
+            tls_key_file=self.tls_key_file,
+            limits=ConvertLimits(
+                max_attributes=self.max_attributes,
+                max_value_bytes=self.max_attribute_value_bytes,
+                max_events=self.max_events_per_span,
+                max_links=self.max_links_per_span,
+            ),
+        )
+
+    def wal_config(self) -> WalConfig:
+        """The write-ahead log's part of the settings."""
+        return WalConfig(
+            directory=self.effective_wal_dir,
+            max_bytes=self.wal_max_bytes,
+            segment_bytes=self.wal_segment_bytes,
+            cache_rows=self.batch_max_rows,
         )

@@ -1,18 +1,19 @@
-"""OTLP/gRPC ``TraceService/Export`` on ``grpc.aio``, with the spec's status codes.
+"""OTLP/gRPC ``Export`` of any signal on ``grpc.aio``, answered with the codes of
+``receiver.errors``.
 
-The method is registered with a raw-bytes deserializer so that an undecodable request gets
+Methods are registered with a raw-bytes deserializer so that an undecodable request gets
 INVALID_ARGUMENT from us; grpc's own deserializer would answer INTERNAL, which OTLP reserves
 for server faults.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
-from otelhouse.receiver.ingest import InvalidRequest, RetryLater, TraceIngest
-
-TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-METHODS = (f"/{TRACE_SERVICE}/Export",)
+from otelhouse.receiver.errors import IngestError, RetryLater, error_codes
+from otelhouse.receiver.pipeline import SignalPipeline
 
 
 def retry_metadata(error: RetryLater) -> tuple[tuple[str, bytes], ...]:
@@ -24,24 +25,23 @@ def retry_metadata(error: RetryLater) -> tuple[tuple[str, bytes], ...]:
     )
 
 
-class TraceExportHandler:
-    """Maps ``TraceIngest`` outcomes to gRPC status codes."""
+class ExportHandler:
+    """``Export`` of one signal's collector service, feeding its pipeline."""
 
-    def __init__(self, ingest: TraceIngest) -> None:
-        self._ingest = ingest
+    def __init__(self, pipeline: SignalPipeline[Any, Any]) -> None:
+        self._pipeline = pipeline
 
     async def export(self, payload: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            response = await self._ingest.export(payload)
-        except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except RetryLater as exc:
-            context.set_trailing_metadata(retry_metadata(exc))
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            response = await self._pipeline.export(payload)
+        except IngestError as exc:
+            if isinstance(exc, RetryLater):
+                context.set_trailing_metadata(retry_metadata(exc))
+            await context.abort(error_codes(exc).grpc, str(exc))
         return response.SerializeToString()
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            TRACE_SERVICE,
+            self._pipeline.signal.grpc_service,
             {"Export": grpc.unary_unary_rpc_method_handler(self.export)},
         )

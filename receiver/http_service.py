@@ -1,26 +1,23 @@
-"""OTLP/HTTP: ``POST /v1/traces`` (protobuf or JSON, gzip or not) and ``GET /metrics``.
+"""OTLP/HTTP: one ``POST`` route per signal (protobuf or JSON, gzip or not) and ``GET /metrics``.
 
-Status codes follow the OTLP/HTTP spec: 400 for undecodable bodies, 413 over the size limit
-(checked after decompression, which is capped so a gzip bomb never expands past it), 503 with
-``Retry-After`` when the receiver cannot take the spans now, 401 without an accepted token.
-Errors carry a ``google.rpc.Status`` in the request's own encoding.
+Status codes come from ``receiver.errors`` and follow the OTLP/HTTP spec: 400 for undecodable
+bodies, 413 over the size limit (checked after decompression, which is capped so a gzip bomb
+never expands past it), 503 with ``Retry-After`` when the receiver cannot take the request now,
+401 without an accepted token. Errors carry a ``google.rpc.Status`` in the request's own
+encoding.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
-import socket
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import uvicorn
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -30,41 +27,26 @@ from starlette.routing import Route
 
 from otelhouse.core.asgi import HostedUvicorn
 from otelhouse.core.addresses import split_host_port
-from otelhouse.settings import Settings
 from otelhouse.core.tokens import BearerTokens
+from otelhouse.core.tls import server_tls
 from otelhouse.receiver.auth import REFUSAL, HttpBearerAuth
-from otelhouse.receiver.ingest import (
-    Decoder,
+from otelhouse.receiver.errors import (
     IngestError,
     InvalidRequest,
     RequestTooLarge,
     RetryLater,
-    TraceIngest,
-    decode_protobuf,
+    UnsupportedMedia,
+    error_codes,
 )
 from otelhouse.receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from otelhouse.receiver.metrics import ReceiverMetrics
-from otelhouse.receiver.otlp_json import decode_json
-from otelhouse.core.tls import server_tls
+from otelhouse.receiver.pipeline import Decoder, Receiver, SignalPipeline
 
 log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-DECODERS: dict[str, Decoder] = {PROTOBUF: decode_protobuf, JSON: decode_json}
 GZIP_WBITS = 16 + zlib.MAX_WBITS
-
-
-class UnsupportedMedia(InvalidRequest):
-    """A content type or encoding this endpoint does not speak (415)."""
-
-
-HTTP_STATUS: tuple[tuple[type[IngestError], int], ...] = (
-    (UnsupportedMedia, 415),
-    (InvalidRequest, 400),
-    (RequestTooLarge, 413),
-    (RetryLater, 503),
-)
 
 
 def media_type(headers: Headers) -> str:
@@ -81,7 +63,7 @@ def encode(message: Message, media: str) -> Response:
 
 def error_response(error: IngestError, media: str) -> Response:
     response = encode(error.status(), media)
-    response.status_code = next(code for kind, code in HTTP_STATUS if isinstance(error, kind))
+    response.status_code = error_codes(error).http
     if isinstance(error, RetryLater):
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return response
@@ -139,10 +121,14 @@ async def read_body(
     return bytes(body)
 
 
-def payload_decoder(headers: Headers, limit: int) -> Decoder:
-    """Decompression (if any) then the decoder for the content type."""
-    decode = DECODERS.get(media_type(headers))
-    if decode is None:
+def payload_decoder(pipeline: SignalPipeline[Any, Any], headers: Headers, limit: int) -> Decoder:
+    """Decompression (if any) then the signal's decoder for the content type."""
+    media = media_type(headers)
+    if media == PROTOBUF:
+        decode: Decoder = pipeline.signal.decode_protobuf
+    elif media == JSON:
+        decode = pipeline.signal.decode_json
+    else:
         raise UnsupportedMedia(f"content type must be {PROTOBUF} or {JSON}")
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding == "identity":
@@ -153,40 +139,51 @@ def payload_decoder(headers: Headers, limit: int) -> Decoder:
 
 
 def create_otlp_http_app(
-    ingest: TraceIngest,
+    receiver: Receiver,
     *,
     max_request_bytes: int,
     tokens: BearerTokens,
     metrics: ReceiverMetrics | None = None,
 ) -> Starlette:
-    async def take(request: Request) -> ExportTraceServiceResponse:
+    """One ``POST`` route per pipeline of ``receiver`` (at its signal's path), and
+    ``GET /metrics`` when ``metrics`` is given."""
+    routes = [
+        Route(p.signal.http_path, export_endpoint(p, max_request_bytes), methods=["POST"])
+        for p in receiver.pipelines
+    ]
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
+    middleware = (
+        [Middleware(HttpBearerAuth, tokens=tokens, stats=receiver.auth_stats, deny=unauthorized)]
+        if tokens.required
+        else []
+    )
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def export_endpoint(
+    pipeline: SignalPipeline[Any, Any], max_request_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
+    async def take(request: Request) -> Message:
         try:
-            decode = payload_decoder(request.headers, max_request_bytes)
+            decode = payload_decoder(pipeline, request.headers, max_request_bytes)
             declared = declared_length(request.headers)
-            with ingest.hold(declared) as held:
+            with pipeline.hold(declared) as held:
                 payload = await read_body(
                     request, max_request_bytes, on_chunk=None if declared else held.grow
                 )
         except IngestError as exc:
-            ingest.refuse(exc)
-        return await ingest.export(payload, decode)
+            pipeline.refuse(exc)
+        return await pipeline.export(payload, decode)
 
-    async def export_traces(request: Request) -> Response:
+    async def export(request: Request) -> Response:
         media = media_type(request.headers)
         try:
             return encode(await take(request), media)
         except IngestError as exc:
             return error_response(exc, media)
 
-    routes = [Route("/v1/traces", export_traces, methods=["POST"])]
-    if metrics is not None:
-        routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
-    middleware = (
-        [Middleware(HttpBearerAuth, tokens=tokens, stats=ingest.stats, deny=unauthorized)]
-        if tokens.required
-        else []
-    )
-    return Starlette(routes=routes, middleware=middleware)
+    return export
 
 
 def metrics_endpoint(metrics: ReceiverMetrics) -> Callable[[Request], Awaitable[Response]]:
@@ -197,17 +194,17 @@ def metrics_endpoint(metrics: ReceiverMetrics) -> Callable[[Request], Awaitable[
 
 
 class OtlpHttpReceiver:
-    """uvicorn serving the OTLP/HTTP app on the running event loop, beside the gRPC server."""
+    """uvicorn serving the OTLP/HTTP app of ``receiver`` (with its ``/metrics``) on the
+    running event loop, beside the gRPC server."""
 
-    def __init__(
-        self, settings: Settings, ingest: TraceIngest, *, metrics: ReceiverMetrics | None = None
-    ) -> None:
-        self.settings = settings
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.config = receiver.config
         self.app = create_otlp_http_app(
-            ingest,
-            max_request_bytes=settings.max_request_bytes,
-            tokens=BearerTokens(settings.otlp_token_set),
-            metrics=metrics,
+            receiver,
+            max_request_bytes=self.config.max_request_bytes,
+            tokens=BearerTokens(self.config.tokens),
+            metrics=receiver.metrics,
         )
         self.port: int | None = None
         self._server: HostedUvicorn | None = None
@@ -215,23 +212,26 @@ class OtlpHttpReceiver:
     async def start(self) -> int:
         """Binds before returning: ``OSError`` when the port is taken, ``TlsConfigError``
         for unusable TLS files."""
-        tls = server_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
+        tls = server_tls(self.config.tls_cert_file, self.config.tls_key_file)
         self._server = HostedUvicorn(
             self.app,
-            self.settings.otlp_http_addr,
+            self.config.http_addr,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=10,
             **(tls.uvicorn_options() if tls else {}),
         )
         self.port = await self._server.start()
-        host = split_host_port(self.settings.otlp_http_addr)[0]
+        host = split_host_port(self.config.http_addr)[0]
         scheme = "https" if tls else "http"
-        log.info("OTLP/HTTP receiver on %s://%s:%d/v1/traces", scheme, host, self.port)
+        urls = ", ".join(
+            f"{scheme}://{host}:{self.port}{p.signal.http_path}" for p in self.receiver.pipelines
+        )
+        log.info("OTLP/HTTP receiver on %s", urls)
         return self.port
 
     async def stop(self) -> None:
-        """Stop accepting; requests in flight finish (their spans are flushed by the
-        batcher's own stop, which the caller runs alongside)."""
+        """Stop accepting; requests in flight finish (their rows are flushed by
+        ``Receiver.stop``, which the caller runs alongside)."""
         if self._server is not None:
             await self._server.stop()

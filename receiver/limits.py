@@ -8,10 +8,6 @@ with its "Caused by" chain stays under ~40 KiB), so normal traffic is never touc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from otelhouse.settings import Settings
 
 UTF8_MAX_BYTES_PER_CHAR = 4
 MIN_VALUE_BYTES = 32
@@ -49,15 +45,6 @@ class ConvertLimits:
         """Strings up to this many characters fit ``max_value_bytes`` whatever they hold,
         so only longer ones need encoding to be measured."""
         return self.max_value_bytes // UTF8_MAX_BYTES_PER_CHAR
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConvertLimits:
-        return cls(
-            max_attributes=settings.max_attributes,
-            max_value_bytes=settings.max_attribute_value_bytes,
-            max_events=settings.max_events_per_span,
-            max_links=settings.max_links_per_span,
-        )
 
 
 DEFAULT_LIMITS = ConvertLimits()

@@ -8,7 +8,7 @@ counters. Other parts (the write-ahead log) add series through ``add_provider``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -34,12 +34,12 @@ class Sample:
 
 MetricsProvider = Callable[[], Iterable[Sample]]
 
-SPAN_COUNTERS = {
-    "received": "Spans in decoded requests, valid or not.",
-    "stored": "Spans the sink wrote (stored, or durably logged when the log is on).",
-    "rejected": "Spans dropped as malformed and reported through partial_success.",
-    "refused": "Spans of requests refused with a retryable error (overload, shutdown).",
-    "failed": "Spans in batches whose write failed; their requests were told to retry.",
+ITEM_COUNTERS = {
+    "received": "{Items} in decoded requests, valid or not.",
+    "stored": "{Items} the sink wrote (stored, or durably logged when the log is on).",
+    "rejected": "{Items} dropped as malformed and reported through partial_success.",
+    "refused": "{Items} of requests refused with a retryable error (overload, shutdown).",
+    "failed": "{Items} in batches whose write failed; their requests were told to retry.",
 }
 REFUSAL_COUNTERS = {
     "invalid": "invalid_requests",
@@ -84,7 +84,9 @@ def inflight_samples(inflight: InflightBytes) -> list[Sample]:
 
 
 def wal_samples(stats: WalStats) -> list[Sample]:
-    """The write-ahead log's state (``WalService.stats()``) as series."""
+    """The write-ahead log's state (``WalService.stats()``) as series. The log holds every
+    signal: its row counts cover all of them, under the ``spans`` names they had when traces
+    were the only signal."""
     log, drain = stats.log, stats.drain
     samples = [Sample(name, text, getattr(log, key)) for key, (name, text) in WAL_GAUGES.items()]
     samples += [
@@ -102,64 +104,72 @@ def wal_samples(stats: WalStats) -> list[Sample]:
     return samples
 
 
-class ReceiverMetrics:
-    """Renders the receiver's counters, queue gauges, write latency and provider samples."""
+def request_samples(every: Sequence[IngestStats]) -> list[Sample]:
+    """Request counters summed over ``every`` (each signal's stats and authentication's)."""
 
-    def __init__(
-        self,
-        stats: IngestStats,
-        write_latency: LatencyHistogram,
-        queue_depth: Callable[[], int],
-        queue_bound: int,
-    ) -> None:
-        self._stats = stats
+    def total(attribute: str) -> int:
+        return sum(getattr(stats, attribute) for stats in every)
+
+    samples = [
+        Sample(
+            "otelhouse_receiver_requests_total",
+            "OTLP export requests (gRPC and HTTP) that passed auth.",
+            total("requests"),
+            "counter",
+        )
+    ]
+    samples += [
+        Sample(
+            "otelhouse_receiver_requests_refused_total",
+            "Requests answered with an error, by reason; nothing of them was stored.",
+            total(attribute),
+            "counter",
+            {"reason": reason},
+        )
+        for reason, attribute in REFUSAL_COUNTERS.items()
+    ]
+    return samples
+
+
+def signal_samples(item: str, stats: IngestStats, queued: int, bound: int) -> list[Sample]:
+    """One signal's item counters and queue gauges, named after its ``item`` (``spans``)."""
+    items = item.replace("_", " ").capitalize()
+    samples = [
+        Sample(
+            f"otelhouse_receiver_{item}_{name}_total",
+            text.format(Items=items),
+            getattr(stats, name),
+            "counter",
+        )
+        for name, text in ITEM_COUNTERS.items()
+    ]
+    samples += [
+        Sample(
+            f"otelhouse_receiver_queue_{item}",
+            f"{items} accepted and waiting for the sink.",
+            queued,
+        ),
+        Sample(
+            f"otelhouse_receiver_queue_max_{item}",
+            "Queue bound; requests beyond it get UNAVAILABLE / 503.",
+            bound,
+        ),
+    ]
+    return samples
+
+
+class ReceiverMetrics:
+    """Renders the samples of every provider, then the write latency histogram."""
+
+    def __init__(self, write_latency: LatencyHistogram) -> None:
         self._write_latency = write_latency
-        self._queue_depth = queue_depth
-        self._queue_bound = queue_bound
         self._providers: list[MetricsProvider] = []
 
     def add_provider(self, provider: MetricsProvider) -> None:
         self._providers.append(provider)
 
     def samples(self) -> list[Sample]:
-        stats = self._stats
-        samples = [
-            Sample(
-                "otelhouse_receiver_requests_total",
-                "OTLP export requests (gRPC and HTTP) that passed auth.",
-                stats.requests,
-                "counter",
-            )
-        ]
-        samples += [
-            Sample(
-                "otelhouse_receiver_requests_refused_total",
-                "Requests answered with an error, by reason; nothing of them was stored.",
-                getattr(stats, attribute),
-                "counter",
-                {"reason": reason},
-            )
-            for reason, attribute in REFUSAL_COUNTERS.items()
-        ]
-        samples += [
-            Sample(f"otelhouse_receiver_spans_{name}_total", text, getattr(stats, name), "counter")
-            for name, text in SPAN_COUNTERS.items()
-        ]
-        samples += [
-            Sample(
-                "otelhouse_receiver_queue_spans",
-                "Spans accepted and waiting for the sink.",
-                self._queue_depth(),
-            ),
-            Sample(
-                "otelhouse_receiver_queue_max_spans",
-                "Queue bound; requests beyond it get UNAVAILABLE / 503.",
-                self._queue_bound,
-            ),
-        ]
-        for provider in self._providers:
-            samples.extend(provider())
-        return samples
+        return [sample for provider in self._providers for sample in provider()]
 
     def render(self) -> str:
         lines: list[str] = []

@@ -1,4 +1,4 @@
-"""OTLP/JSON → ``ExportTraceServiceRequest``.
+"""OTLP/JSON → an OTLP export request of any signal.
 
 OTLP/JSON is the protobuf JSON mapping with one exception: trace and span ids are hex strings
 (either case), not base64 (OTLP specification, "JSON Protobuf Encoding"). The ids are turned
@@ -12,37 +12,41 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from google.protobuf.message import Message
 
-from otelhouse.receiver.ingest import InvalidRequest
+from otelhouse.receiver.errors import InvalidRequest
+
+Request = TypeVar("Request", bound=Message)
+Path = tuple[tuple[str, ...], ...]
+"""Steps from the document root to a list of objects; each step lists a key's spellings."""
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
-_SPAN_IDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
-_LINK_IDS = ("traceId", "trace_id", "spanId", "span_id")
 
 
-def decode_json(payload: bytes) -> ExportTraceServiceRequest:
+def decode_json(
+    payload: bytes, request_type: type[Request], hex_ids: Sequence[tuple[Path, tuple[str, ...]]]
+) -> Request:
+    """Parse ``payload`` as OTLP/JSON of ``request_type``; ``hex_ids`` pairs a path to the
+    objects holding ids with the id keys found there, turned from hex to base64 before
+    protobuf parses the document. Raises ``InvalidRequest``."""
+    kind = request_type.DESCRIPTOR.name
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"request body is not JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise InvalidRequest("an OTLP/JSON trace export must be a JSON object")
-    spans = _objects(
-        document, ("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)
-    )
-    for span in spans:
-        _hex_ids_to_base64(span, _SPAN_IDS)
-        for link in _objects(span, ("links",)):
-            _hex_ids_to_base64(link, _LINK_IDS)
+        raise InvalidRequest(f"an OTLP/JSON {kind} must be a JSON object")
+    for path, keys in hex_ids:
+        for message in _objects(document, *path):
+            _hex_ids_to_base64(message, keys)
     try:
-        request = ExportTraceServiceRequest()
-        return json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        return json_format.ParseDict(document, request_type(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise InvalidRequest(f"request is not a valid OTLP/JSON trace export: {exc}") from None
+        raise InvalidRequest(f"request is not a valid OTLP/JSON {kind}: {exc}") from None
 
 
 def _objects(parent: dict, *path: tuple[str, ...]) -> Iterator[dict]:

@@ -22,7 +22,9 @@ from clickhouse_connect.driver.client import Client
 from otelhouse.settings import Settings
 from otelhouse.receiver.batcher import Sink
 from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.pipeline import Receiver, SignalPipeline
 from otelhouse.receiver.server import GrpcReceiver
+from otelhouse.receiver.traces import TRACES
 from otelhouse.storage import migrate, open_client
 from otelhouse.storage.tables import TRACES_TABLE
 from otelhouse.storage.traces import insert_spans
@@ -67,15 +69,28 @@ def storage(settings: Settings) -> Iterator[Client]:
 
 
 class ReceiverThread:
-    """A GrpcReceiver serving from its own event loop in a background thread, the way
-    ``otelhouse serve`` runs it, so synchronous SDK exporters can talk to it."""
+    """A trace ``Receiver`` and its gRPC server on their own event loop in a background
+    thread, the way ``otelhouse serve`` runs them, so synchronous SDK exporters can talk to
+    it."""
 
     def __init__(self, settings: Settings, sink: Sink) -> None:
         self.loop = asyncio.new_event_loop()
-        self.receiver = GrpcReceiver(settings, sink)
+        self.receiver = Receiver(settings.receiver_config(), {TRACES: sink})
+        self.grpc = GrpcReceiver(self.receiver)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.port = self.call(self.receiver.start())
+        self.port = self.call(self._start())
+
+    async def _start(self) -> int:
+        self.receiver.start()
+        return await self.grpc.start()
+
+    @property
+    def traces(self) -> SignalPipeline[Any, Any]:
+        return self.receiver.pipeline(TRACES.name)
+
+    async def _stop(self) -> None:
+        await asyncio.gather(self.grpc.stop(grace_s=2), self.receiver.stop())
 
     @property
     def endpoint(self) -> str:
@@ -88,7 +103,7 @@ class ReceiverThread:
     def stop(self) -> None:
         if self.loop.is_closed():
             return
-        self.call(self.receiver.stop(grace_s=2))
+        self.call(self._stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
@@ -122,17 +137,14 @@ def receiver(start_receiver: Callable[..., ReceiverThread]) -> ReceiverThread:
 def start_http_receiver(
     start_receiver: Callable[..., ReceiverThread],
 ) -> Iterator[Callable[..., HttpReceiver]]:
-    """Factory like ``start_receiver``: gRPC and HTTP receivers sharing one batcher."""
+    """Factory like ``start_receiver``: gRPC and HTTP servers sharing one ``Receiver``."""
     started: list[HttpReceiver] = []
 
     def start(sink: Sink | None = None, **changes: object) -> HttpReceiver:
         thread = start_receiver(sink, otlp_http_addr="127.0.0.1:0", **changes)
-        grpc_receiver = thread.receiver
-        http = OtlpHttpReceiver(
-            grpc_receiver.settings, grpc_receiver.ingest, metrics=grpc_receiver.metrics
-        )
+        http = OtlpHttpReceiver(thread.receiver)
         thread.call(http.start())
-        handle = HttpReceiver(thread, http, tls=grpc_receiver.settings.tls_cert_file is not None)
+        handle = HttpReceiver(thread, http, tls=thread.receiver.config.tls_cert_file is not None)
         started.append(handle)
         return handle
 

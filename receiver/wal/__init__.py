@@ -9,7 +9,7 @@ storage outage or a crash loses nothing that was acknowledged.
 from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
 from otelhouse.receiver.wal.log import DrainBatch, LogStats, WalFull, WalLocked, WriteAheadLog
 from otelhouse.receiver.wal.records import CorruptRecord, WalError
-from otelhouse.receiver.wal.service import WalService, WalStats
+from otelhouse.receiver.wal.service import WalConfig, WalService, WalStats
 
 __all__ = [
     "CorruptRecord",
@@ -20,6 +20,7 @@ __all__ = [
     "LogStats",
     "WalError",
     "WalFull",
+    "WalConfig",
     "WalLocked",
     "WalService",
     "WalStats",

@@ -1,4 +1,5 @@
-"""The drainer: a thread moving logged spans into storage in large, idempotent inserts.
+"""The drainer: a thread moving logged rows into storage in large, idempotent inserts, each
+batch through the insert of its signal.
 
 It never skips a batch: while storage fails it retries the same batch (same token) with
 exponential backoff, so an outage only grows the log, and the log's byte budget is what
@@ -10,17 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.wal.log import DrainBatch, WriteAheadLog
-from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 
-Insert = Callable[[SpanColumns, str], None]
-"""Store the spans under the given deduplication token: a second call with the same token
-must not store them again (``insert_deduplication_token`` in ClickHouse)."""
+Insert = Callable[[Any, str], None]
+"""Store a batch of one signal's columns under the given deduplication token: a second call
+with the same token must not store them again (``insert_deduplication_token`` in
+ClickHouse)."""
 
 _POLL_S = 0.2
 
@@ -35,17 +38,20 @@ class DrainStats:
 
 
 class Drainer:
+    """Drains ``wal`` from a thread of its own, storing each batch with the insert its
+    signal maps to in ``inserts``."""
+
     def __init__(
         self,
         wal: WriteAheadLog,
-        insert: Insert,
+        inserts: Mapping[Signal[Any, Any], Insert],
         *,
         max_rows: int,
         min_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._wal = wal
-        self._insert = insert
+        self._insert_by_signal = {signal.name: insert for signal, insert in inserts.items()}
         self._max_rows = max_rows
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
@@ -124,7 +130,7 @@ class Drainer:
 
     def _store(self, batch: DrainBatch) -> None:
         started = time.perf_counter()
-        self._insert(batch.spans, batch.token)
+        self._insert_by_signal[batch.signal](batch.columns, batch.token)
         elapsed = time.perf_counter() - started
         self._inserts += 1
         self._insert_seconds += elapsed

@@ -1,4 +1,4 @@
-"""The write-ahead log: accepted spans are appended and fsynced before the receiver answers OK;
+"""The write-ahead log: accepted rows are appended and fsynced before the receiver answers OK;
 a drainer later moves them into storage and advances a checkpoint.
 
 Layout of the directory: numbered segment files (``0000000000000001.wal`` ...), each bounded
@@ -6,7 +6,9 @@ in size, a ``checkpoint.json`` saying how far storage has the data, and a ``LOCK
 ``flock`` so two processes never append to one log. Segment numbers never repeat within a log
 (nor does the log's random id across logs), because they name the deduplication tokens.
 
-Appends come from one thread (the batcher's sink), the drainer reads from another. Records the
+Records carry their signal's name (see ``records``); the drainer's batches hold consecutive
+records of one signal. Appends come from the batchers' sinks, the drainer reads from another
+thread. Records the
 drainer has not read yet are also kept in memory, up to ``cache_rows`` rows, because decoding a
 payload costs as much CPU as the OTLP conversion did; the drainer reads from disk only what
 overflowed that cache (a backlog during a storage outage) or was logged before a restart.
@@ -23,15 +25,19 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from otelhouse.receiver.wal.checkpoint import Checkpoint, fsync_directory, load_checkpoint, save_checkpoint
+from otelhouse.receiver.signal import Columns, Signal
 from otelhouse.receiver.wal.records import (
+    FORMAT,
     SEGMENT_HEADER,
     CorruptRecord,
     Record,
+    RecordFormat,
     WalError,
     check_segment_header,
     decode_payload,
@@ -41,7 +47,6 @@ from otelhouse.receiver.wal.records import (
     scan,
     segment_header,
 )
-from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ _HEALTH_POLL_S = 0.1
 
 
 class WalFull(WalError):
-    """The log holds its byte budget of spans not yet in storage; retry once it drains."""
+    """The log holds its byte budget of rows not yet in storage; retry once it drains."""
 
 
 class WalLocked(WalError):
@@ -61,15 +66,16 @@ class WalLocked(WalError):
 
 @dataclass(frozen=True, slots=True)
 class DrainBatch:
-    """Consecutive records of one segment, merged into one insert. ``token`` names exactly
-    this byte range, so inserting it twice stores it once."""
+    """Consecutive records of one segment and one signal, merged into one insert. ``token``
+    names exactly this byte range, so inserting it twice stores it once."""
 
     token: str
     segment: int
     start: int
     end: int
     rows: int
-    spans: SpanColumns
+    signal: str
+    columns: Columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +95,24 @@ class LogStats:
 
 
 class WriteAheadLog:
-    """Open (and recover) the log in ``directory``; ``close`` releases it.
+    """Open (and recover) the log in ``directory`` for records of ``signals``; ``close``
+    releases it. A log holding records of any other signal is refused with ``WalError``.
 
     Segments are capped at a quarter of ``max_bytes``: the active segment keeps its drained
     records until it rotates, so a segment as large as the budget could fill it for good.
     """
 
     def __init__(
-        self, directory: Path, *, max_bytes: int, segment_bytes: int, cache_rows: int
+        self,
+        directory: Path,
+        *,
+        signals: Iterable[Signal[Any, Any]],
+        max_bytes: int,
+        segment_bytes: int,
+        cache_rows: int,
     ) -> None:
         self._dir = directory
+        self._signals = {signal.name: signal for signal in signals}
         self._max_bytes = max_bytes
         self._segment_bytes = min(segment_bytes, max_bytes // 4)
         self._cache_limit = cache_rows
@@ -106,8 +120,9 @@ class WriteAheadLog:
         self._write_lock = threading.Lock()
         self._closed = False
         self._sizes: dict[int, int] = {}
+        self._formats: dict[int, RecordFormat] = {}
         self._read_fds: dict[int, int] = {}
-        self._cache: dict[tuple[int, int], tuple[Record, SpanColumns]] = {}
+        self._cache: dict[tuple[int, int], tuple[Record, Columns]] = {}
         self._cache_rows = 0
         self._uncached_rows = 0
         self._reread_rows = 0
@@ -122,6 +137,7 @@ class WriteAheadLog:
             self._checkpoint, self._active = self._recover()
             self._active_fd = self._create_segment(self._active)
             self._sizes[self._active] = _FIRST_OFFSET
+            self._formats[self._active] = FORMAT
             if self._checkpoint.segment not in self._sizes:
                 self._checkpoint = self._checkpoint.at(min(self._sizes), _FIRST_OFFSET)
             save_checkpoint(directory, self._checkpoint)
@@ -141,17 +157,20 @@ class WriteAheadLog:
         with self._cond:
             return self._pending_rows
 
-    def append(self, spans: SpanColumns) -> None:
-        """Make ``spans`` durable: return only after their record is written and fsynced.
+    def append(self, signal: Signal[Any, Any], columns: Columns) -> None:
+        """Make ``columns`` of ``signal`` durable: return only after their record is written
+        and fsynced.
 
         Raises ``WalFull`` when the record would take the log past its byte budget, and
         ``WalError`` when the disk refuses the write; either way nothing was logged.
         """
-        rows = len(spans)
+        rows = len(columns)
         if rows == 0:
             return
+        if self._signals.get(signal.name) is not signal:
+            raise WalError(f"this write-ahead log was not opened for {signal.name}")
         appended_ns = time.time_ns()
-        buffers = encode_record(spans, appended_ns)
+        buffers = encode_record(signal, columns, appended_ns)
         size = sum(map(len, buffers))
         with self._write_lock:
             with self._cond:
@@ -161,7 +180,7 @@ class WriteAheadLog:
                 if used + size > self._max_bytes:
                     self._refused += 1
                     raise WalFull(
-                        f"write-ahead log full: {used:,} of {self._max_bytes:,} bytes hold spans "
+                        f"write-ahead log full: {used:,} of {self._max_bytes:,} bytes hold rows "
                         "not yet in storage; retry once storage catches up"
                     )
                 offset = self._sizes[self._active]
@@ -176,8 +195,8 @@ class WriteAheadLog:
                 if self._oldest_pending_ns is None:
                     self._oldest_pending_ns = appended_ns
                 if self._cache_rows + rows <= self._cache_limit:
-                    record = Record(offset, offset + size, rows, appended_ns)
-                    self._cache[(self._active, offset)] = (record, spans)
+                    record = Record(offset, offset + size, rows, appended_ns, signal.name)
+                    self._cache[(self._active, offset)] = (record, columns)
                     self._cache_rows += rows
                 else:
                     self._uncached_rows += rows
@@ -320,14 +339,21 @@ class WriteAheadLog:
         path = self._segment_path(segment)
         fd = self._read_fd(segment)
         try:
-            check_segment_header(fd)
+            record_format = check_segment_header(fd)
         except CorruptRecord:
             log.warning("removing %s: its header was never completely written", path)
             os.close(self._read_fds.pop(segment))
             path.unlink()
             return
+        self._formats[segment] = record_format
         size = os.fstat(fd).st_size
-        records, valid_end = scan(fd, start, size)
+        records, valid_end = scan(fd, start, size, record_format)
+        unknown = {record.signal for record in records} - set(self._signals)
+        if unknown:
+            raise WalError(
+                f"{path} holds {', '.join(sorted(unknown))} records, which this otelhouse does "
+                "not take: drain the log with the version that wrote it"
+            )
         if valid_end < size:
             log.warning(
                 "truncating %s from %d to %d bytes: a torn or corrupt record follows the last "
@@ -349,18 +375,26 @@ class WriteAheadLog:
         self, checkpoint: Checkpoint, end: int, max_rows: int, *, forced: bool
     ) -> DrainBatch:
         segment, start = checkpoint.segment, checkpoint.offset
-        parts: list[SpanColumns] = []
+        record_format = self._formats[segment]
+        parts: list[Columns] = []
+        signal: Signal[Any, Any] | None = None
         rows = 0
         offset = start
         while offset < end:
             with self._cond:
                 cached = self._cache.get((segment, offset))
-            record = cached[0] if cached else read_header(self._read_fd(segment), offset, end)[0]
-            if parts and not forced and rows + record.rows > max_rows:
+            record = (
+                cached[0]
+                if cached
+                else read_header(self._read_fd(segment), offset, end, record_format)[0]
+            )
+            if signal is None:
+                signal = self._signals[record.signal]
+            elif record.signal != signal.name or (not forced and rows + record.rows > max_rows):
                 break
             if cached is None:
-                record, payload = read_record(self._read_fd(segment), offset, end)
-                parts.append(decode_payload(payload, record.rows))
+                record, payload = read_record(self._read_fd(segment), offset, end, record_format)
+                parts.append(decode_payload(payload, record.rows, signal))
                 with self._cond:
                     self._uncached_rows -= record.rows
                     self._reread_rows += record.rows
@@ -372,8 +406,10 @@ class WriteAheadLog:
                 parts.append(cached[1])
             rows += record.rows
             offset = record.end
+        if signal is None:
+            raise CorruptRecord(f"no record at offset {start} of segment {segment}")
         token = f"otelhouse-wal:{checkpoint.wal_id}:{segment}:{start}-{offset}"
-        return DrainBatch(token, segment, start, offset, rows, _merge(parts))
+        return DrainBatch(token, segment, start, offset, rows, signal.name, _merge(signal, parts))
 
     def _skip_drained_segments(self) -> None:
         """Move the checkpoint off sealed segments it has reached the end of (deleting them)."""
@@ -399,6 +435,7 @@ class WriteAheadLog:
             drained = [s for s in self._sizes if s < segment]
             for s in drained:
                 del self._sizes[s]
+                del self._formats[s]
             caught_up = self._pending_rows == 0
             if caught_up:
                 self._oldest_pending_ns = None
@@ -418,7 +455,8 @@ class WriteAheadLog:
         for segment, size in segments:
             start = checkpoint.offset if segment == checkpoint.segment else _FIRST_OFFSET
             if start < size:
-                return read_header(self._read_fd(segment), start, size)[0].appended_ns
+                fd = self._read_fd(segment)
+                return read_header(fd, start, size, self._formats[segment])[0].appended_ns
         return None
 
     def _rotate(self) -> None:
@@ -429,6 +467,7 @@ class WriteAheadLog:
             self._active += 1
             self._active_fd = fd
             self._sizes[self._active] = _FIRST_OFFSET
+            self._formats[self._active] = FORMAT
             self._cond.notify_all()
         os.close(previous)
 
@@ -478,10 +517,10 @@ class WriteAheadLog:
         os.close(self._lock_fd)
 
 
-def _merge(parts: list[SpanColumns]) -> SpanColumns:
+def _merge(signal: Signal[Any, Any], parts: list[Columns]) -> Columns:
     if len(parts) == 1:
         return parts[0]
-    merged = SpanColumns()
+    merged = signal.new_columns()
     for part in parts:
         merged.extend(part)
     return merged

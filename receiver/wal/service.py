@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from otelhouse.settings import Settings
+from otelhouse.receiver.batcher import Sink
+from otelhouse.receiver.signal import Columns, Signal
 from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
 from otelhouse.receiver.wal.log import LogStats, WriteAheadLog
-from otelhouse.storage.traces import SpanColumns
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WalConfig:
+    """Where the log lives, its disk budget and segment size in bytes, and how many rows
+    of records not yet drained it keeps in memory (also the drainer's rows per insert)."""
+
+    directory: Path
+    max_bytes: int
+    segment_bytes: int
+    cache_rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +44,16 @@ acknowledgements for longer."""
 
 
 class WalService:
-    """``append`` is the batcher's sink (acknowledge after fsync); the drainer runs from
-    construction until ``close``. While storage is healthy and keeping the whole backlog in
+    """``sink(signal)`` is that signal's batcher sink (acknowledge after fsync); the drainer
+    stores each record with its signal's insert in ``inserts``, from construction until
+    ``close``. While storage is healthy and keeping the whole backlog in
     the log's cache, ``append`` waits for room there rather than overflow it
     (:meth:`WriteAheadLog.wait_for_cache_room`)."""
 
     def __init__(
         self,
         wal: WriteAheadLog,
-        insert: Insert,
+        inserts: Mapping[Signal[Any, Any], Insert],
         *,
         max_rows: int,
         max_backoff_s: float = 5.0,
@@ -46,27 +61,40 @@ class WalService:
     ) -> None:
         self.wal = wal
         self.max_wait_s = max_wait_s
-        self.drainer = Drainer(wal, insert, max_rows=max_rows, max_backoff_s=max_backoff_s)
+        self.drainer = Drainer(wal, inserts, max_rows=max_rows, max_backoff_s=max_backoff_s)
         self.drainer.start()
 
     @classmethod
-    def open(cls, settings: Settings, insert: Insert, *, max_backoff_s: float = 5.0) -> WalService:
-        """The log in ``settings.effective_wal_dir``; whatever it holds past its checkpoint
-        (from before a crash or an unfinished shutdown) is drained first."""
+    def open(
+        cls,
+        config: WalConfig,
+        inserts: Mapping[Signal[Any, Any], Insert],
+        *,
+        max_backoff_s: float = 5.0,
+    ) -> WalService:
+        """The log in ``config.directory`` for the signals of ``inserts``; whatever it holds
+        past its checkpoint (from before a crash or an unfinished shutdown) is drained
+        first."""
         wal = WriteAheadLog(
-            settings.effective_wal_dir,
-            max_bytes=settings.wal_max_bytes,
-            segment_bytes=settings.wal_segment_bytes,
-            cache_rows=settings.batch_max_rows,
+            config.directory,
+            signals=inserts.keys(),
+            max_bytes=config.max_bytes,
+            segment_bytes=config.segment_bytes,
+            cache_rows=config.cache_rows,
         )
         replayed = wal.stats().replayed_rows
         if replayed:
-            log.info("replaying %d spans logged before the last stop into storage", replayed)
-        return cls(wal, insert, max_rows=settings.batch_max_rows, max_backoff_s=max_backoff_s)
+            log.info("replaying %d rows logged before the last stop into storage", replayed)
+        return cls(wal, inserts, max_rows=config.cache_rows, max_backoff_s=max_backoff_s)
 
-    def append(self, spans: SpanColumns) -> None:
-        self.wal.wait_for_cache_room(len(spans), self.max_wait_s, lambda: self.drainer.healthy)
-        self.wal.append(spans)
+    def append(self, signal: Signal[Any, Any], columns: Columns) -> None:
+        """Log ``columns`` of ``signal`` durably (see the class for the wait before)."""
+        self.wal.wait_for_cache_room(len(columns), self.max_wait_s, lambda: self.drainer.healthy)
+        self.wal.append(signal, columns)
+
+    def sink(self, signal: Signal[Any, Any]) -> Sink:
+        """``append`` for ``signal``'s batcher."""
+        return lambda columns: self.append(signal, columns)
 
     def stats(self) -> WalStats:
         return WalStats(log=self.wal.stats(), drain=self.drainer.stats())

@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelhouse.cli import SERVE_SETTINGS, build_parser
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE
 from tests.payloads import realistic_request
 from tests.serve_process import free_port, query_store, run_serve, serve_env, start_serve
 

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.routing import Route
 
 from otelhouse.core.tokens import BearerTokens
-from otelhouse.receiver.grpc_service import METHODS
+from otelhouse.receiver.traces import TRACES
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
@@ -57,7 +57,7 @@ def grpc_call(
         channel.close()
 
 
-@pytest.mark.parametrize("method", [*METHODS, "/otelhouse.Unknown/Method"])
+@pytest.mark.parametrize("method", [TRACES.grpc_method, "/otelhouse.Unknown/Method"])
 def test_grpc_methods_refuse_missing_or_wrong_tokens(
     secured: HttpReceiver, storage: Client, method: str
 ) -> None:
@@ -73,7 +73,7 @@ def test_grpc_methods_refuse_missing_or_wrong_tokens(
 
 def test_grpc_accepts_either_token(secured: HttpReceiver, storage: Client) -> None:
     for seed, header in enumerate(ACCEPTED_HEADERS):
-        grpc_call(secured, METHODS[0], header, payload(seed))
+        grpc_call(secured, TRACES.grpc_method, header, payload(seed))
     assert stored_count(storage) == 5 * len(ACCEPTED_HEADERS)
 
 

@@ -10,7 +10,7 @@ from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelhouse.settings import Settings
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
@@ -78,7 +78,7 @@ def test_stop_flushes_accepted_spans_before_returning(start_receiver, storage: C
             pool.submit(_client_sends, receiver.endpoint, n, 1) for n in range(4)
         ]
         deadline = time.monotonic() + 10
-        while receiver.receiver.batcher.queued_rows < 4 * SPANS_PER_REQUEST:
+        while receiver.traces.batcher.queued_rows < 4 * SPANS_PER_REQUEST:
             assert time.monotonic() < deadline, "requests never reached the batcher"
             time.sleep(0.01)
         assert storage.query("SELECT count() FROM otel_traces").result_rows[0][0] == 0

@@ -352,7 +352,7 @@ def test_limits_come_from_settings() -> None:
     settings = Settings(
         max_attributes=7, max_attribute_value_bytes=99, max_events_per_span=3, max_links_per_span=4
     )
-    assert ConvertLimits.from_settings(settings) == ConvertLimits(
+    assert settings.receiver_config().limits == ConvertLimits(
         max_attributes=7, max_value_bytes=99, max_events=3, max_links=4
     )
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otelhouse.settings import Settings
 from otelhouse.receiver.convert import convert_request
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE, TRACES
 from otelhouse.receiver.wal import Drainer, Insert, WalService, WriteAheadLog
 from otelhouse.receiver.wal.records import SEGMENT_HEADER
 from otelhouse.storage import open_client
@@ -69,9 +69,9 @@ def logged_receiver(
 
     def start(**wal_settings: object) -> tuple[ReceiverThread, WalService]:
         effective = settings.model_copy(update={"wal_dir": tmp_path / "wal", **wal_settings})
-        service = WalService.open(effective, token_insert(writer), max_backoff_s=0.3)
+        service = WalService.open(effective.wal_config(), {TRACES: token_insert(writer)}, max_backoff_s=0.3)
         services.append(service)
-        return start_receiver(sink=service.append), service
+        return start_receiver(sink=service.sink(TRACES)), service
 
     yield start
     for service in services:
@@ -185,21 +185,21 @@ def test_crash_between_insert_and_checkpoint_stores_once(
 ) -> None:
     """Forced at the log level: the batch is inserted, the process dies before the checkpoint
     moves, more spans arrive in the log, and the restarted drainer replays."""
-    options = {"max_bytes": 64 * 1024**2, "segment_bytes": 16 * 1024**2, "cache_rows": 10_000}
+    options = {"signals": (TRACES,), "max_bytes": 64 * 1024**2, "segment_bytes": 16 * 1024**2, "cache_rows": 10_000}
     batches = [convert_request(realistic_request(150, seed=seed)).spans for seed in range(3)]
     insert = token_insert(storage)
     wal = WriteAheadLog(tmp_path / "wal", **options)
-    wal.append(batches[0])
-    wal.append(batches[1])
+    wal.append(TRACES, batches[0])
+    wal.append(TRACES, batches[1])
     inflight = wal.next_batch(10_000, timeout_s=0)
     assert inflight is not None and inflight.rows == 300
     wal.begin(inflight)
-    insert(inflight.spans, inflight.token)
-    wal.append(batches[2])
+    insert(inflight.columns, inflight.token)
+    wal.append(TRACES, batches[2])
     wal.close()
 
     with WriteAheadLog(tmp_path / "wal", **options) as restarted:
-        drainer = Drainer(restarted, insert, max_rows=10_000)
+        drainer = Drainer(restarted, {TRACES: insert}, max_rows=10_000)
         drainer.start()
         assert drainer.stop(timeout_s=30)
     stored = stored_span_ids(storage)
@@ -317,7 +317,7 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
 
 def test_serve_refuses_a_log_another_process_holds(tmp_path: Path) -> None:
     wal_dir = tmp_path / "shared-wal"
-    with WriteAheadLog(wal_dir, max_bytes=1024**2, segment_bytes=256 * 1024, cache_rows=10):
+    with WriteAheadLog(wal_dir, signals=(TRACES,), max_bytes=1024**2, segment_bytes=256 * 1024, cache_rows=10):
         result = run_serve(serve_env(tmp_path / "data"), "--wal-dir", str(wal_dir))
     assert result.returncode == 1
     assert "open in another otelhouse process" in result.stderr, result.stderr

@@ -15,7 +15,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelhouse.settings import Settings
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
@@ -166,11 +166,11 @@ def test_queue_over_its_bound_is_unavailable_and_memory_stays_bounded(
                 pool.submit(export, realistic_request(400, seed=i).SerializeToString(), timeout=20)
                 for i in range(2)
             ]
-            while receiver.receiver.batcher.queued_rows < 800:
+            while receiver.traces.batcher.queued_rows < 800:
                 threading.Event().wait(0.01)
             with pytest.raises(grpc.RpcError) as caught:
                 export(realistic_request(400, seed=7).SerializeToString(), timeout=10)
-            queued_seen.append(receiver.receiver.batcher.queued_rows)
+            queued_seen.append(receiver.traces.batcher.queued_rows)
             gate.set()
             for future in accepted:
                 future.result()

@@ -46,7 +46,7 @@ def test_stalled_storage_gets_503_retry_after_and_bounded_memory(
     receiver = start_http_receiver(
         sink=stalled_storage, queue_max_rows=QUEUE_BOUND, batch_max_rows=100
     )
-    batcher = receiver.thread.receiver.batcher
+    batcher = receiver.thread.traces.batcher
     refused_bodies = [
         realistic_request(SPANS_PER_REFUSED, seed=100 + i).SerializeToString() for i in range(8)
     ]

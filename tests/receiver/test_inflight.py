@@ -18,7 +18,7 @@ from google.rpc import code_pb2, status_pb2
 from google.rpc.error_details_pb2 import RetryInfo
 
 from otelhouse.settings import Settings
-from otelhouse.receiver.grpc_service import TRACE_SERVICE
+from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.payloads import realistic_request
@@ -100,7 +100,7 @@ class Stalled:
 
     @property
     def held(self) -> int:
-        return self.receiver.thread.receiver.ingest.inflight.held
+        return self.receiver.thread.receiver.inflight.held
 
     def wait_until_held(self, size: int) -> None:
         deadline = threading.Event()

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from otelhouse.receiver.grpc_service import METHODS
+from otelhouse.receiver.traces import TRACES
 from tests.conftest import ReceiverThread
 from tests.payloads import kv, realistic_request
 
@@ -53,7 +53,7 @@ def raw_grpc_call(port: int, message: bytes, *, gzipped: bool) -> dict[str, str]
     headers = [
         (":method", "POST"),
         (":scheme", "http"),
-        (":path", METHODS[0]),
+        (":path", TRACES.grpc_method),
         (":authority", f"127.0.0.1:{port}"),
         ("content-type", "application/grpc"),
         ("te", "trailers"),

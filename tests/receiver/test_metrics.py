@@ -10,7 +10,7 @@ import httpx
 from clickhouse_connect.driver.client import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from otelhouse.receiver.grpc_service import METHODS
+from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.metrics import Sample
 from tests.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, stored_count
@@ -55,7 +55,7 @@ def test_counters_move_with_the_spans_sent(
 ) -> None:
     before = scrape(http_client, http_receiver)
     assert before["otelhouse_receiver_queue_spans"] == 0
-    bound = http_receiver.thread.receiver.settings.queue_max_rows
+    bound = http_receiver.thread.receiver.config.queue_max_rows
     assert before["otelhouse_receiver_queue_max_spans"] == bound
 
     with_bad_ids = realistic_request(12, seed=1)
@@ -68,7 +68,7 @@ def test_counters_move_with_the_spans_sent(
     assert http_client.post(http_receiver.traces_url, content=b"\xff\xff",
                             headers=protobuf).status_code == 400
     with grpc.insecure_channel(http_receiver.thread.endpoint) as channel:
-        export = channel.unary_unary(METHODS[0], request_serializer=None,
+        export = channel.unary_unary(TRACES.grpc_method, request_serializer=None,
                                      response_deserializer=ExportTraceServiceResponse.FromString)
         export(realistic_request(30, seed=2).SerializeToString(), timeout=10)
 

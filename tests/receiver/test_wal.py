@@ -8,14 +8,19 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable
+import dataclasses
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from otelhouse.receiver.convert import convert_request
 from otelhouse.receiver.wal import DrainBatch, Drainer, WalError, WalFull, WalLocked, WriteAheadLog
-from otelhouse.receiver.wal.records import MAGIC, SEGMENT_HEADER, encode_record
+from otelhouse.receiver.signal import Signal
+from otelhouse.receiver.traces import TRACES
+from otelhouse.receiver.wal.records import MAGIC, MAGIC_V1, SEGMENT_HEADER, encode_record
 from otelhouse.storage.traces import SpanColumns
 from tests.payloads import realistic_request
 
@@ -26,9 +31,11 @@ def spans_of(count: int, seed: int) -> SpanColumns:
     return convert_request(realistic_request(count, seed=seed, service=f"svc-{seed}")).spans
 
 
-def open_log(directory: Path, **changes: int) -> WriteAheadLog:
+def open_log(
+    directory: Path, signals: Iterable[Signal[Any, Any]] = (TRACES,), **changes: int
+) -> WriteAheadLog:
     options = {"max_bytes": 64 * 1024**2, "segment_bytes": SEGMENT_BYTES, "cache_rows": 10_000}
-    return WriteAheadLog(directory, **{**options, **changes})
+    return WriteAheadLog(directory, signals=signals, **{**options, **changes})
 
 
 def drain(wal: WriteAheadLog, max_rows: int = 10_000) -> list[DrainBatch]:
@@ -42,7 +49,7 @@ def drain(wal: WriteAheadLog, max_rows: int = 10_000) -> list[DrainBatch]:
 
 
 def span_ids(batches: list[DrainBatch]) -> list[str]:
-    return [span_id for batch in batches for span_id in batch.spans.SpanId]
+    return [span_id for batch in batches for span_id in batch.columns.SpanId]
 
 
 def segment_files(directory: Path) -> list[Path]:
@@ -53,10 +60,10 @@ def test_appended_spans_come_back_in_order_with_every_column(tmp_path: Path) -> 
     sent = [spans_of(50, seed) for seed in range(5)]
     with open_log(tmp_path) as wal:
         for spans in sent:
-            wal.append(spans)
+            wal.append(TRACES, spans)
         batches = drain(wal, max_rows=120)
     expected = [row for spans in sent for row in spans.rows()]
-    assert [row for batch in batches for row in batch.spans.rows()] == expected
+    assert [row for batch in batches for row in batch.columns.rows()] == expected
     assert [batch.rows for batch in batches] == [100, 100, 50]
     assert len({batch.token for batch in batches}) == len(batches)
 
@@ -66,16 +73,16 @@ def test_restart_replays_everything_past_the_checkpoint(tmp_path: Path, cache_ro
     sent = [spans_of(40, seed) for seed in range(6)]
     with open_log(tmp_path, cache_rows=cache_rows) as wal:
         for spans in sent[:3]:
-            wal.append(spans)
+            wal.append(TRACES, spans)
         stored = drain(wal)
         for spans in sent[3:]:
-            wal.append(spans)
+            wal.append(TRACES, spans)
     with open_log(tmp_path) as wal:
         assert wal.stats().replayed_rows == 120
         replayed = drain(wal)
         assert wal.stats().pending_rows == 0
     assert span_ids(stored) == [i for spans in sent[:3] for i in spans.SpanId]
-    assert [row for b in replayed for row in b.spans.rows()] == [
+    assert [row for b in replayed for row in b.columns.rows()] == [
         row for spans in sent[3:] for row in spans.rows()
     ]
 
@@ -109,23 +116,23 @@ def test_torn_last_record_is_truncated_and_the_rest_replayed(
     sent = [spans_of(30, seed) for seed in range(3)]
     with open_log(tmp_path) as wal:
         for spans in sent:
-            wal.append(spans)
+            wal.append(TRACES, spans)
     (segment,) = segment_files(tmp_path)
     intact = segment.read_bytes()
-    last_record = sum(map(len, encode_record(sent[2], 0)))
+    last_record = sum(map(len, encode_record(TRACES, sent[2], 0)))
     record_start = len(intact) - last_record
     segment.write_bytes(tear(intact, record_start))
 
     with open_log(tmp_path) as wal:
         assert segment.stat().st_size == record_start
         assert wal.stats().pending_rows == 60
-        wal.append(sent[2])
+        wal.append(TRACES, sent[2])
         assert span_ids(drain(wal)) == [i for spans in sent for i in spans.SpanId]
 
 
 def test_a_segment_whose_header_was_never_written_is_removed(tmp_path: Path) -> None:
     with open_log(tmp_path) as wal:
-        wal.append(spans_of(10, 1))
+        wal.append(TRACES, spans_of(10, 1))
     (tmp_path / f"{99:016d}.wal").write_bytes(MAGIC[:3])
     with open_log(tmp_path) as wal:
         assert len(span_ids(drain(wal))) == 10
@@ -134,10 +141,10 @@ def test_a_segment_whose_header_was_never_written_is_removed(tmp_path: Path) -> 
 
 def test_segments_rotate_at_their_size_and_are_deleted_once_drained(tmp_path: Path) -> None:
     sent = [spans_of(100, seed) for seed in range(12)]
-    segment_bytes = SEGMENT_HEADER.size + sum(map(len, encode_record(sent[0], 0))) * 5 // 2
+    segment_bytes = SEGMENT_HEADER.size + sum(map(len, encode_record(TRACES, sent[0], 0))) * 5 // 2
     with open_log(tmp_path, segment_bytes=segment_bytes) as wal:
         for spans in sent:
-            wal.append(spans)
+            wal.append(TRACES, spans)
         files = segment_files(tmp_path)
         assert len(files) == 6
         assert all(path.stat().st_size <= segment_bytes for path in files)
@@ -153,19 +160,19 @@ def test_segments_rotate_at_their_size_and_are_deleted_once_drained(tmp_path: Pa
 
 def test_full_budget_refuses_appends_until_drained(tmp_path: Path) -> None:
     spans = spans_of(100, 7)
-    record = sum(map(len, encode_record(spans, 0)))
+    record = sum(map(len, encode_record(TRACES, spans, 0)))
     budget = SEGMENT_HEADER.size + 3 * record + record // 2
     with open_log(tmp_path, max_bytes=budget, segment_bytes=budget) as wal:
         for _ in range(3):
-            wal.append(spans)
+            wal.append(TRACES, spans)
         with pytest.raises(WalFull, match="retry once storage catches up"):
-            wal.append(spans)
+            wal.append(TRACES, spans)
         stats = wal.stats()
         assert (stats.refused_appends, stats.pending_rows) == (1, 300)
         assert stats.log_bytes <= budget
         drain(wal)
     with open_log(tmp_path, max_bytes=budget, segment_bytes=budget) as wal:
-        wal.append(spans)
+        wal.append(TRACES, spans)
         assert len(span_ids(drain(wal))) == 100
 
 
@@ -174,18 +181,18 @@ def test_crash_between_insert_and_checkpoint_replays_the_same_range(tmp_path: Pa
     more records arrived since, or a token-deduplicating store would keep both copies."""
     store: dict[str, list[str]] = {}
     with open_log(tmp_path) as wal:
-        wal.append(spans_of(20, 1))
-        wal.append(spans_of(20, 2))
+        wal.append(TRACES, spans_of(20, 1))
+        wal.append(TRACES, spans_of(20, 2))
         batch = wal.next_batch(10_000, timeout_s=0)
         assert batch is not None
         wal.begin(batch)
-        store.setdefault(batch.token, list(batch.spans.SpanId))
-        wal.append(spans_of(20, 3))
+        store.setdefault(batch.token, list(batch.columns.SpanId))
+        wal.append(TRACES, spans_of(20, 3))
     with open_log(tmp_path) as wal:
         replayed = drain(wal)
     assert (replayed[0].token, replayed[0].rows) == (batch.token, 40)
     for replay in replayed:
-        store.setdefault(replay.token, list(replay.spans.SpanId))
+        store.setdefault(replay.token, list(replay.columns.SpanId))
     stored = [span_id for ids in store.values() for span_id in ids]
     expected = [i for seed in (1, 2, 3) for i in spans_of(20, seed).SpanId]
     assert stored == expected
@@ -195,7 +202,7 @@ def test_tokens_differ_between_logs(tmp_path: Path) -> None:
     tokens = []
     for name in ("a", "b"):
         with open_log(tmp_path / name) as wal:
-            wal.append(spans_of(5, 1))
+            wal.append(TRACES, spans_of(5, 1))
             tokens.append(drain(wal)[0].token)
     assert tokens[0] != tokens[1]
 
@@ -204,7 +211,7 @@ def test_segment_numbers_are_never_reused(tmp_path: Path) -> None:
     seen: set[int] = set()
     for seed in range(4):
         with open_log(tmp_path) as wal:
-            wal.append(spans_of(5, seed))
+            wal.append(TRACES, spans_of(5, seed))
             batches = drain(wal)
         segments = {batch.segment for batch in batches}
         assert not segments & seen
@@ -220,7 +227,7 @@ def test_a_second_process_cannot_open_the_same_log(tmp_path: Path) -> None:
 
 def test_segment_from_a_newer_marshal_format_is_refused(tmp_path: Path) -> None:
     with open_log(tmp_path) as wal:
-        wal.append(spans_of(5, 1))
+        wal.append(TRACES, spans_of(5, 1))
     (segment,) = segment_files(tmp_path)
     data = segment.read_bytes()
     newer = SEGMENT_HEADER.pack(MAGIC, marshal.version + 1)
@@ -231,7 +238,7 @@ def test_segment_from_a_newer_marshal_format_is_refused(tmp_path: Path) -> None:
 
 def test_stats_report_pending_rows_bytes_and_lag(tmp_path: Path) -> None:
     with open_log(tmp_path) as wal:
-        wal.append(spans_of(25, 1))
+        wal.append(TRACES, spans_of(25, 1))
         time.sleep(0.05)
         stats = wal.stats()
         assert (stats.pending_rows, stats.appended_rows) == (25, 25)
@@ -256,9 +263,9 @@ def test_drainer_retries_the_same_batch_until_storage_accepts_it(tmp_path: Path)
             stored[token] = stored.get(token, 0) + len(spans)
 
     with open_log(tmp_path) as wal:
-        drainer = Drainer(wal, flaky_insert, max_rows=10_000, min_backoff_s=0.01)
+        drainer = Drainer(wal, {TRACES: flaky_insert}, max_rows=10_000, min_backoff_s=0.01)
         drainer.start()
-        wal.append(spans_of(30, 1))
+        wal.append(TRACES, spans_of(30, 1))
         assert drainer.stop(timeout_s=10)
         stats = drainer.stats()
     assert calls[:4] == [calls[0]] * 4
@@ -274,9 +281,9 @@ def test_stop_against_failing_storage_gives_up_at_the_deadline(tmp_path: Path) -
         raise ConnectionError("storage down")
 
     with open_log(tmp_path) as wal:
-        drainer = Drainer(wal, failing_insert, max_rows=10_000, min_backoff_s=0.1)
+        drainer = Drainer(wal, {TRACES: failing_insert}, max_rows=10_000, min_backoff_s=0.1)
         drainer.start()
-        wal.append(spans_of(10, 1))
+        wal.append(TRACES, spans_of(10, 1))
         wait_for_attempt = time.monotonic() + 5
         while not attempts and time.monotonic() < wait_for_attempt:
             time.sleep(0.01)
@@ -288,13 +295,94 @@ def test_stop_against_failing_storage_gives_up_at_the_deadline(tmp_path: Path) -
     assert 3 <= len(attempts) <= 8, "retries must keep backing off during shutdown"
 
 
-def test_record_layout_is_length_crc_rows_time_payload(tmp_path: Path) -> None:
+def test_record_layout_is_length_crc_rows_time_signal_payload(tmp_path: Path) -> None:
     spans = spans_of(3, 1)
-    header, payload = encode_record(spans, 123)
-    length, _, rows, appended_ns = struct.unpack("<IIIQ", header)
-    assert (length, rows, appended_ns) == (len(payload), 3, 123)
+    header, payload = encode_record(TRACES, spans, 123)
+    length, _, rows, appended_ns, signal = struct.unpack("<IIIQ8s", header)
+    assert (length, rows, appended_ns, signal) == (len(payload), 3, 123, b"traces\0\0")
     assert marshal.loads(payload)["SpanId"] == spans.SpanId
     with open_log(tmp_path) as wal:
-        wal.append(spans)
+        wal.append(TRACES, spans)
     (segment,) = segment_files(tmp_path)
     assert os.path.getsize(segment) == SEGMENT_HEADER.size + len(header) + len(payload)
+
+
+def v1_segment(sent: list[SpanColumns]) -> bytes:
+    """A segment as the log wrote it before records named their signal (format 1)."""
+    data = SEGMENT_HEADER.pack(MAGIC_V1, marshal.version)
+    for appended_ns, spans in enumerate(sent, start=1):
+        payload = marshal.dumps({name: getattr(spans, name) for name in TRACES.column_fields})
+        crc = zlib.crc32(payload, zlib.crc32(struct.pack("<IQ", len(spans), appended_ns)))
+        data += struct.pack("<IIIQ", len(payload), crc, len(spans), appended_ns) + payload
+    return data
+
+
+def test_segments_of_the_previous_format_are_replayed_as_traces(tmp_path: Path) -> None:
+    old = [spans_of(20, seed) for seed in range(3)]
+    (tmp_path / f"{1:016d}.wal").write_bytes(v1_segment(old))
+    new = spans_of(10, 9)
+    with open_log(tmp_path) as wal:
+        assert wal.stats().replayed_rows == 60
+        wal.append(TRACES, new)
+        batches = drain(wal)
+    assert {batch.signal for batch in batches} == {"traces"}
+    assert [row for b in batches for row in b.columns.rows()] == [
+        row for spans in (*old, new) for row in spans.rows()
+    ]
+    (header,) = [path.read_bytes()[: len(MAGIC)] for path in segment_files(tmp_path)]
+    assert header == MAGIC
+
+
+OTHER = dataclasses.replace(TRACES, name="other", item="others", http_path="/v1/other")
+"""A second signal for the log: trace columns under another name."""
+
+
+def two_signals_sent() -> list[tuple[Signal[Any, Any], SpanColumns]]:
+    return [
+        (TRACES, spans_of(10, 1)),
+        (OTHER, spans_of(10, 2)),
+        (OTHER, spans_of(10, 3)),
+        (TRACES, spans_of(10, 4)),
+    ]
+
+
+@pytest.mark.parametrize("reopen", [False, True], ids=["from-cache", "from-disk"])
+def test_batches_hold_consecutive_records_of_one_signal(tmp_path: Path, reopen: bool) -> None:
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        for signal, spans in two_signals_sent():
+            wal.append(signal, spans)
+        if not reopen:
+            batches = drain(wal)
+    if reopen:
+        with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+            batches = drain(wal)
+    assert [(b.signal, b.rows) for b in batches] == [("traces", 10), ("other", 20), ("traces", 10)]
+
+
+def test_the_drainer_stores_each_record_through_its_signals_insert(tmp_path: Path) -> None:
+    sent = two_signals_sent()
+    stored: dict[str, list[str]] = {"traces": [], "other": []}
+
+    def insert_as(name: str) -> Callable[[SpanColumns, str], None]:
+        return lambda spans, token: stored[name].extend(spans.SpanId)
+
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        inserts = {TRACES: insert_as("traces"), OTHER: insert_as("other")}
+        drainer = Drainer(wal, inserts, max_rows=10_000)
+        drainer.start()
+        for signal, spans in sent:
+            wal.append(signal, spans)
+        assert drainer.stop(timeout_s=10)
+    assert stored == {
+        name: [span_id for signal, spans in sent if signal.name == name for span_id in spans.SpanId]
+        for name in stored
+    }
+
+
+def test_a_log_holding_a_signal_this_version_does_not_take_is_refused(tmp_path: Path) -> None:
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        wal.append(OTHER, spans_of(5, 1))
+    with pytest.raises(WalError, match="other records"):
+        open_log(tmp_path)
+    with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
+        assert wal.stats().replayed_rows == 5

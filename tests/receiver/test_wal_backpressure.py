@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.wal import WalService
 from otelhouse.storage.traces import SpanColumns
 from tests.receiver.test_wal import open_log, spans_of
@@ -42,7 +43,7 @@ def service(
 ) -> Iterator[WalService]:
     wal = open_log(directory, cache_rows=CACHE_ROWS)
     wal_service = WalService(
-        wal, storage.insert, max_rows=CACHE_ROWS, max_backoff_s=0.05, max_wait_s=max_wait_s
+        wal, {TRACES: storage.insert}, max_rows=CACHE_ROWS, max_backoff_s=0.05, max_wait_s=max_wait_s
     )
     try:
         yield wal_service
@@ -54,10 +55,10 @@ def service(
 
 def block_an_append(wal: WalService, storage: Storage, pool: ThreadPoolExecutor) -> Future[None]:
     """Fill the cache behind a held insert: the third append has to wait for room."""
-    wal.append(spans_of(60, 1))
+    wal.append(TRACES, spans_of(60, 1))
     assert storage.entered.wait(5)
-    wal.append(spans_of(60, 2))
-    blocked = pool.submit(wal.append, spans_of(60, 3))
+    wal.append(TRACES, spans_of(60, 2))
+    blocked = pool.submit(wal.append, TRACES, spans_of(60, 3))
     time.sleep(SETTLE_S)
     assert not blocked.done(), "an append that overflows the cache must wait"
     return blocked
@@ -82,12 +83,12 @@ def test_appends_never_wait_while_storage_fails(tmp_path: Path) -> None:
     storage.failing = True
     storage.open.set()
     with service(tmp_path, storage) as wal:
-        wal.append(spans_of(60, 1))
+        wal.append(TRACES, spans_of(60, 1))
         assert storage.entered.wait(5)
         time.sleep(SETTLE_S)
         started = time.monotonic()
         for seed in range(2, 6):
-            wal.append(spans_of(60, seed))
+            wal.append(TRACES, spans_of(60, seed))
         assert time.monotonic() - started < 2
         assert wal.wal.pending_rows == 300
         storage.failing = False
@@ -99,11 +100,11 @@ def test_appends_never_wait_while_storage_fails(tmp_path: Path) -> None:
 def test_a_wait_ends_at_its_limit_and_the_record_is_logged_anyway(tmp_path: Path) -> None:
     storage = Storage()
     with service(tmp_path, storage, max_wait_s=0.5) as wal:
-        wal.append(spans_of(60, 1))
+        wal.append(TRACES, spans_of(60, 1))
         assert storage.entered.wait(5)
-        wal.append(spans_of(60, 2))
+        wal.append(TRACES, spans_of(60, 2))
         started = time.monotonic()
-        wal.append(spans_of(60, 3))
+        wal.append(TRACES, spans_of(60, 3))
         waited = time.monotonic() - started
         assert wal.wal.pending_rows == 180
     assert 0.5 <= waited < 2
@@ -113,14 +114,14 @@ def test_a_wait_ends_at_its_limit_and_the_record_is_logged_anyway(tmp_path: Path
 def test_no_wait_while_a_backlog_from_before_a_restart_drains(tmp_path: Path) -> None:
     with open_log(tmp_path, cache_rows=CACHE_ROWS) as wal:
         for seed in range(1, 4):
-            wal.append(spans_of(60, seed))
+            wal.append(TRACES, spans_of(60, seed))
     storage = Storage()
     with service(tmp_path, storage) as wal:
         assert wal.wal.stats().replayed_rows == 180
         assert storage.entered.wait(5)
         started = time.monotonic()
         for seed in range(4, 7):
-            wal.append(spans_of(60, seed))
+            wal.append(TRACES, spans_of(60, seed))
         assert time.monotonic() - started < 2
     assert len(storage.stored) == 360
 
