@@ -23,6 +23,7 @@ from otelhouse.core.tls import TlsConfigError
 from otelhouse.query.app import create_app
 from otelhouse.query.config import ApiConfig
 from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.logs import LOGS
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.pipeline import Receiver
 from otelhouse.receiver.server import GrpcReceiver
@@ -39,7 +40,7 @@ RECEIVER_HEALTH = "receiver"
 """The receiver's queue and in-flight numbers in ``/healthz``."""
 
 
-SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES,)
+SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS)
 """The OTLP signals ``serve`` receives and stores."""
 
 

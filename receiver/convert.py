@@ -143,11 +143,16 @@ class AttributeMapper:
         if kind != "array_value" and kind != "kvlist_value":
             return self.fit(scalar_to_str(value, kind))
         before = self.truncated
-        text = _to_json(self._raw(value, self.limits.max_value_depth))
+        text = self.container_json(value)
         if self.truncated == before:
             return self.fit(text)
         self.truncated = before + 1
         return truncate_utf8(text, self.limits.max_value_bytes)
+
+    def container_json(self, value: AnyValue) -> str:
+        """An array or map as sorted-key JSON nested at most ``max_value_depth`` levels;
+        each deeper level becomes a marker string and counts in ``truncated``. No byte cap."""
+        return _to_json(self._raw(value, self.limits.max_value_depth))
 
     def _raw(self, value: AnyValue, depth: int) -> object:
         """AnyValue → plain Python value for JSON; ``depth`` containers may still open."""

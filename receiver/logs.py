@@ -1,26 +1,41 @@
-"""OTLP logs request → ``otel_logs`` columns, as the Collector's ClickHouse exporter writes
-them.
+"""The logs signal: ``LogsService/Export`` and ``POST /v1/logs`` into ``otel_logs``.
 
-A pure function (no I/O), like ``convert_request`` for spans, whose attribute rendering and
-limits it shares: attribute values are stringified exactly as for spans and cut under the same
-``ConvertLimits``.
+``convert_logs_request`` turns a request into columns as the Collector's ClickHouse exporter
+writes them: a pure function (no I/O), like ``convert_request`` for spans, whose attribute
+rendering and limits it shares, so attribute values are stringified exactly as for spans and
+cut under the same ``ConvertLimits``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from otelhouse.receiver.convert import (
     MAX_TIME_NS,
     AttributeMapper,
-    _to_json,
     scalar_to_str,
 )
 from otelhouse.receiver.limits import DEFAULT_LIMITS, ConvertLimits
-from otelhouse.storage.logs import LogColumns
+from otelhouse.receiver.otlp_json import Path, decode_json
+from otelhouse.receiver.signal import Conversion, Signal
+from otelhouse.storage.logs import LOG_COLUMN_NAMES, LogColumns, insert_logs
+
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+_RECORDS: Path = (
+    ("resourceLogs", "resource_logs"),
+    ("scopeLogs", "scope_logs"),
+    ("logRecords", "log_records"),
+)
+_HEX_IDS: tuple[tuple[Path, tuple[str, ...]], ...] = (
+    (_RECORDS, ("traceId", "trace_id", "spanId", "span_id")),
+)
 
 MAX_SEVERITY_NUMBER = 24
 """``SEVERITY_NUMBER_FATAL4``; numbers outside 0..24 are stored as 0 (unspecified)."""
@@ -73,7 +88,7 @@ def _body_text(body: AnyValue, mapper: AttributeMapper) -> tuple[str, bool]:
     if kind != "kvlist_value" and kind != "array_value":
         return scalar_to_str(body, kind), False
     before = mapper.truncated
-    text = _to_json(mapper._raw(body, mapper.limits.max_value_depth))
+    text = mapper.container_json(body)
     cut = mapper.truncated != before
     mapper.truncated = before
     return text, cut
@@ -181,3 +196,32 @@ def _limits_message(limits: ConvertLimits, truncated: int, dropped: int, bodies:
         else "",
     ]
     return "limits applied, affected log records are stored: " + ", ".join(filter(None, parts))
+
+
+def decode_logs_json(payload: bytes) -> ExportLogsServiceRequest:
+    """An OTLP/JSON logs export (hex trace and span ids), or ``InvalidRequest``."""
+    return decode_json(payload, ExportLogsServiceRequest, _HEX_IDS)
+
+
+def convert_logs(
+    request: ExportLogsServiceRequest, limits: ConvertLimits
+) -> Conversion[LogColumns]:
+    converted = convert_logs_request(request, limits)
+    return Conversion(converted.logs, converted.rejected, converted.error_message)
+
+
+LOGS: Signal[ExportLogsServiceRequest, LogColumns] = Signal(
+    name="logs",
+    item="log records",
+    grpc_service=LOGS_SERVICE,
+    http_path="/v1/logs",
+    request_type=ExportLogsServiceRequest,
+    response_type=ExportLogsServiceResponse,
+    rejected_field="rejected_log_records",
+    count=log_record_count,
+    decode_json=decode_logs_json,
+    convert=convert_logs,
+    new_columns=LogColumns,
+    column_fields=LOG_COLUMN_NAMES,
+    insert=insert_logs,
+)

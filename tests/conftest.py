@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,12 @@ from otelhouse.receiver.batcher import Sink
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.pipeline import Receiver, SignalPipeline
 from otelhouse.receiver.server import GrpcReceiver
+from otelhouse.receiver.logs import LOGS
+from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
+from otelhouse.serve import SIGNALS
 from otelhouse.storage import migrate, open_client
 from otelhouse.storage.tables import TRACES_TABLE
-from otelhouse.storage.traces import insert_spans
 from tests.receiver.http_harness import HttpReceiver
 
 STORED_SPAN_COLUMNS = (
@@ -69,13 +71,13 @@ def storage(settings: Settings) -> Iterator[Client]:
 
 
 class ReceiverThread:
-    """A trace ``Receiver`` and its gRPC server on their own event loop in a background
-    thread, the way ``otelhouse serve`` runs them, so synchronous SDK exporters can talk to
-    it."""
+    """A ``Receiver`` of every signal ``serve`` takes and its gRPC server on their own event
+    loop in a background thread, the way ``otelhouse serve`` runs them, so synchronous SDK
+    exporters can talk to it."""
 
-    def __init__(self, settings: Settings, sink: Sink) -> None:
+    def __init__(self, settings: Settings, sinks: Mapping[Signal[Any, Any], Sink]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.receiver = Receiver(settings.receiver_config(), {TRACES: sink})
+        self.receiver = Receiver(settings.receiver_config(), sinks)
         self.grpc = GrpcReceiver(self.receiver)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -88,6 +90,10 @@ class ReceiverThread:
     @property
     def traces(self) -> SignalPipeline[Any, Any]:
         return self.receiver.pipeline(TRACES.name)
+
+    @property
+    def logs(self) -> SignalPipeline[Any, Any]:
+        return self.receiver.pipeline(LOGS.name)
 
     async def _stop(self) -> None:
         await asyncio.gather(self.grpc.stop(grace_s=2), self.receiver.stop())
@@ -111,14 +117,20 @@ class ReceiverThread:
 
 @pytest.fixture
 def start_receiver(settings: Settings, storage: Client) -> Iterator[Callable[..., ReceiverThread]]:
-    """Factory: ``start_receiver()`` stores into this test's database; a custom sink or
-    settings changes can be passed."""
+    """Factory: ``start_receiver()`` stores every signal into this test's database; a custom
+    span sink (``sink``) or settings changes can be passed."""
     started: list[ReceiverThread] = []
     writer = open_client(settings.storage_config())
 
+    def store(signal: Signal[Any, Any]) -> Sink:
+        return lambda columns: signal.insert(writer, columns)
+
     def start(sink: Sink | None = None, **changes: object) -> ReceiverThread:
         effective = settings.model_copy(update=changes)
-        thread = ReceiverThread(effective, sink or (lambda spans: insert_spans(writer, spans)))
+        sinks = {signal: store(signal) for signal in SIGNALS}
+        if sink is not None:
+            sinks[TRACES] = sink
+        thread = ReceiverThread(effective, sinks)
         started.append(thread)
         return thread
 

@@ -329,6 +329,10 @@ def test_storage_failure_is_503_with_retry_after_and_nothing_acknowledged(
     assert_still_serving(http_client, http_receiver, storage)
 
 
-def test_only_post_on_v1_traces(http_receiver: HttpReceiver, http_client: httpx.Client) -> None:
+def test_only_post_on_the_signal_paths(
+    http_receiver: HttpReceiver, http_client: httpx.Client
+) -> None:
     assert http_client.get(http_receiver.traces_url).status_code == 405
-    assert post(http_client, f"{http_receiver.url}/v1/logs", b"", PROTOBUF).status_code == 404
+    assert http_client.get(f"{http_receiver.url}/v1/logs").status_code == 405
+    assert post(http_client, f"{http_receiver.url}/v1/logs", b"", PROTOBUF).status_code == 200
+    assert post(http_client, f"{http_receiver.url}/v1/metrics", b"", PROTOBUF).status_code == 404

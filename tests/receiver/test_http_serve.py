@@ -46,6 +46,9 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
             "inflight_bytes": 0,
             "inflight_max_bytes": 3_000_000,
             "spans_stored": 0,
+            "queued_log_records": 0,
+            "queue_max_log_records": 5000,
+            "log_records_stored": 0,
         }
         reply = httpx.post(
             f"http://127.0.0.1:{http_port}/v1/traces",
