@@ -15,8 +15,9 @@ from otelhouse.query.filters import (
     limit_param,
     parse_attributes,
 )
+from otelhouse.query.logs import trace_logs
 from otelhouse.query.params import TimeRangeDep
-from otelhouse.query.trace_fetch import fetch_trace, normalise_trace_id
+from otelhouse.query.trace_fetch import fetch_trace, normalise_trace_id, span_bounds
 from otelhouse.query.trace_json import TraceOut, TraceSearchOut, TraceSummaryOut
 from otelhouse.query.trace_search import (
     MAX_LIMIT,
@@ -93,7 +94,8 @@ def search_traces(
     responses={400: {"description": "Not 32 hex digits."}, 404: {"description": "Unknown."}},
 )
 def get_trace(client: ClientDep, trace_id: str) -> TraceOut:
-    """Every span of the trace, ordered by start (any case of hex digits is accepted)."""
+    """Every span of the trace, ordered by start (any case of hex digits is accepted), and
+    the trace's log records, oldest first."""
     normalised = normalise_trace_id(trace_id)
     if normalised is None:
         raise HTTPException(
@@ -102,4 +104,5 @@ def get_trace(client: ClientDep, trace_id: str) -> TraceOut:
     spans = fetch_trace(client, normalised)
     if not spans:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"trace {normalised} not found")
-    return TraceOut.from_spans(normalised, spans)
+    logs = trace_logs(client, normalised, *span_bounds(spans))
+    return TraceOut.from_spans(normalised, spans, logs)
