@@ -90,15 +90,16 @@ def whole_tokens(q: str) -> list[str]:
     ``lower(Body)`` is, longest first, at most :data:`MAX_QUERY_TOKENS`.
 
     Tokens and separators are ClickHouse's (``hasToken``, the ``splitByNonAlpha`` tokenizer):
-    a token is a run of ASCII letters, digits and non-ASCII bytes."""
-    data = q.encode("utf-8", "surrogatepass").lower()
+    a token is a run of ASCII letters, digits and non-ASCII bytes, so it is cut only at ASCII
+    bytes and stays valid UTF-8."""
+    data = q.encode().lower()
     separators = list(_SEPARATOR.finditer(data))
     inner = [
         data[before.end() : after.start()]
         for before, after in zip(separators, separators[1:], strict=False)
     ]
     unique = sorted(set(inner), key=lambda t: (-len(t), t))[:MAX_QUERY_TOKENS]
-    return [token.decode("utf-8", "surrogateescape") for token in unique]
+    return [token.decode() for token in unique]
 
 
 def text_condition(where: Where, q: str) -> Where:

@@ -135,7 +135,9 @@ def test_q_is_a_case_insensitive_substring(api: TestClient, logs: list[Log]) -> 
 
 def test_q_examples(api: TestClient, storage: Client) -> None:
     now = time.time_ns()
+    long = "Z" * 5000
     bodies = ["Connection REFUSED by peer", "user=bob; retry", "users listed", "a-b-c", "Ä big"]
+    bodies += [f"x {long} y", "a naïve b"]
     insert_logs(storage, to_columns([Log(now - i, "s", 9, b) for i, b in enumerate(bodies)]))
 
     def hits(q: str) -> list[str]:
@@ -147,6 +149,8 @@ def test_q_examples(api: TestClient, storage: Client) -> None:
     assert hits("=BOB; ") == ["user=bob; retry"]
     assert hits("-b-") == ["a-b-c"]
     assert hits("ä big") == [] and hits("Ä BIG") == ["Ä big"]
+    assert hits(f" {long.lower()} ") == [f"x {long} y"]
+    assert hits(" naïve ") == ["a naïve b"] and hits("a NAÏVE b") == []
     assert hits("absent") == []
 
 
