@@ -7,7 +7,7 @@ only https; ``--ca-file`` names the CA to trust when the system's do not (a self
 certificate is its own CA).
 
 Each subcommand is a :class:`View`: which endpoint it asks, with which query parameters, and
-which columns it shows.
+which columns it shows. ``logs --follow`` keeps asking for newer records (:func:`follow`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import logging
 import os
 import ssl
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -121,13 +123,7 @@ def _traces_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-duration-ms", type=float, help="whole-trace duration at least")
     parser.add_argument("--max-duration-ms", type=float, help="whole-trace duration at most")
     parser.add_argument("--status", choices=("error", "ok"), help="failed or clean traces")
-    parser.add_argument(
-        "--attr",
-        action="append",
-        default=[],
-        metavar="KEY:VALUE",
-        help="attribute filter, repeatable (e.g. http.route:/users/{id})",
-    )
+    _attr_option(parser, "http.route:/users/{id}")
     parser.add_argument("--order", help="newest, oldest, slowest or fastest first")
     _limit_option(parser)
 
@@ -139,6 +135,43 @@ def _exceptions_options(parser: argparse.ArgumentParser) -> None:
 
 def _trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace_id", metavar="ID", help="32 hex characters")
+
+
+def _attr_option(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY:VALUE",
+        help=f"attribute filter, repeatable (e.g. {example})",
+    )
+
+
+def _logs_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument(
+        "--severity", help="this level and above: trace|debug|info|warn|error|fatal"
+    )
+    parser.add_argument(
+        "--grep", metavar="TEXT", help="body contains TEXT (case-insensitive substring)"
+    )
+    parser.add_argument("--trace-id", help="only records of this trace")
+    _attr_option(parser, "user.id:42")
+    _limit_option(parser)
+    parser.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing records as they arrive, oldest first, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="--follow: seconds between polls [2]"
+    )
+
+
+def _logs_params(args: argparse.Namespace) -> dict[str, Any]:
+    grep = {"q": args.grep} if args.grep is not None else {}
+    return {**_given(args, "service", "severity", "trace_id", "attr", "limit"), **grep}
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
@@ -165,6 +198,15 @@ def _trace_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
     spans = body["spans"]
     depths = _span_depths(spans)
     return [{**span, "depth": depths[span["span_id"]]} for span in spans]
+
+
+LOG_COLUMNS = (
+    Column("TIME", lambda r: r["timestamp"]),
+    Column("SEVERITY", lambda r: r["severity_text"] or r["severity_number"]),
+    Column("SERVICE", lambda r: r["service"]),
+    Column("TRACE ID", lambda r: r["trace_id"] or "-"),
+    Column("BODY", lambda r: r["body"].replace("\n", "\\n")),
+)
 
 
 VIEWS: dict[str, View] = {
@@ -242,6 +284,14 @@ VIEWS: dict[str, View] = {
         options=_exceptions_options,
         params=lambda args: _given(args, "service", "limit"),
     ),
+    "logs": View(
+        help="log records, newest first (or --follow: new ones as they arrive)",
+        path=lambda args: "/api/v1/logs",
+        rows=lambda body: body["logs"],
+        columns=LOG_COLUMNS,
+        options=_logs_options,
+        params=_logs_params,
+    ),
 }
 
 
@@ -272,7 +322,7 @@ def register(subparsers: Any) -> None:
     """Add ``otelhouse query`` and its subcommands."""
     parser = subparsers.add_parser(
         "query",
-        help="ask a running otelhouse for services, operations, traces and exceptions",
+        help="ask a running otelhouse for services, operations, traces, exceptions and logs",
         description=(
             "Query a running `otelhouse serve` over its HTTP API and print tables (or --json). "
             f"The server is found at --url or {ADDR_ENV}; a token comes from --token or "
@@ -292,11 +342,15 @@ def _base_url(args: argparse.Namespace) -> str:
     return url if "://" in url else f"http://{url}"
 
 
-def fetch(args: argparse.Namespace, view: View) -> dict[str, Any]:
-    """GET the view's endpoint; every failure becomes a message saying what to do."""
+def fetch(
+    args: argparse.Namespace, view: View, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """GET the view's endpoint with its parameters, ``overrides`` replacing them (None
+    removing one); every failure becomes a message saying what to do."""
     base = _base_url(args)
     token = args.token or os.environ.get(TOKEN_ENV)
-    params = {**_given(args, "since", "start", "end"), **view.params(args)}
+    params = {**_given(args, "since", "start", "end"), **view.params(args), **(overrides or {})}
+    params = {name: value for name, value in params.items() if value is not None}
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -365,8 +419,87 @@ def _problem(response: httpx.Response) -> str:
     return str(detail)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FOLLOW_PAGE = 1000
+
+
+def _epoch_ns(text: str) -> int:
+    delta = datetime.fromisoformat(text) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _rfc3339(ns: int) -> str:
+    """``ns`` rounded down to the microsecond, which is as fine as the API's ``start`` goes."""
+    moment = _EPOCH + timedelta(microseconds=ns // 1_000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _record_key(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True)
+
+
+@dataclass(slots=True)
+class Tail:
+    """How far ``--follow`` has printed: records stamped after ``ns``, or at ``ns`` and not
+    in ``printed_at_ns``, are new."""
+
+    ns: int
+    printed_at_ns: set[str] = field(default_factory=set)
+
+    def admit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The new ones among ``records``, oldest first, now counted as printed."""
+        fresh: dict[str, dict[str, Any]] = {}
+        for record in records:
+            ns, key = record["timestamp_unix_nano"], _record_key(record)
+            if ns > self.ns or (ns == self.ns and key not in self.printed_at_ns):
+                fresh[key] = record
+        ordered = sorted(fresh.values(), key=lambda r: r["timestamp_unix_nano"])
+        if ordered:
+            newest = ordered[-1]["timestamp_unix_nano"]
+            at_newest = {k for k, r in fresh.items() if r["timestamp_unix_nano"] == newest}
+            self.printed_at_ns = at_newest | (self.printed_at_ns if newest == self.ns else set())
+            self.ns = newest
+        return ordered
+
+
+def _print_records(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            print("  ".join(str(c.value(record)) for c in LOG_COLUMNS), flush=True)
+
+
+def follow(args: argparse.Namespace, view: View) -> int:
+    """Print the newest page oldest first, then, every ``--interval`` seconds, the records
+    stamped since the newest printed one (each once), like ``tail -f``; Ctrl-C ends it with
+    status 0. Records stored late with a timestamp before the newest printed one are not
+    shown. ``--json`` prints one JSON record per line."""
+    if args.end:
+        raise SystemExit("otelhouse query logs: --follow reads up to now; drop --end")
+    try:
+        first = fetch(args, view)
+        tail = Tail(_epoch_ns(first["start"]))
+        _print_records(args, tail.admit(first["logs"]))
+        while True:
+            time.sleep(args.interval)
+            records, cursor = [], None
+            since = {"since": None, "start": _rfc3339(tail.ns), "limit": FOLLOW_PAGE}
+            while True:
+                page = fetch(args, view, {**since, "cursor": cursor})
+                records.extend(page["logs"])
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            _print_records(args, tail.admit(records))
+    except KeyboardInterrupt:
+        return 0
+
+
 def run(args: argparse.Namespace) -> int:
     view = VIEWS[args.view]
+    if getattr(args, "follow", False):
+        return follow(args, view)
     body = fetch(args, view)
     if args.json:
         json.dump(body, sys.stdout, indent=2, ensure_ascii=False)

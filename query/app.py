@@ -60,7 +60,10 @@ def create_app(
     app = FastAPI(
         title="otelhouse query API",
         version=version("otelhouse"),
-        description="Latency percentiles, error rates, exceptions and traces from otel_traces.",
+        description=(
+            "Latency percentiles, error rates, exceptions and traces from otel_traces; "
+            "log records from otel_logs."
+        ),
         lifespan=lifespan,
     )
     for exception_type in CANDIDATES:
@@ -84,7 +87,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 def _api_routers() -> list:
     """Routers under /api and /jaeger; every one of them sits behind the token check."""
     from otelhouse.query.routers import errors, exceptions, latency, operations, requests, services
-    from otelhouse.query.routers import jaeger, traces
+    from otelhouse.query.routers import jaeger, logs, traces
 
     aggregates = [services, operations, latency, errors, exceptions, requests]
-    return [module.router for module in [*aggregates, traces, jaeger]]
+    return [module.router for module in [*aggregates, traces, logs, jaeger]]

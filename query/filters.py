@@ -96,6 +96,44 @@ OperationParam = Annotated[
 ]
 
 
+MAX_ATTRIBUTES = 20
+
+
+def attr_param(what: str, together: str) -> Any:
+    """The repeatable ``attr=key:value`` query parameter: ``what`` attribute it matches,
+    ``together`` how repeated pairs combine (see :func:`parse_attributes`)."""
+    return Annotated[
+        list[str],
+        Query(
+            description=(
+                f"key:value {what}, split at the first colon; repeatable, and {together}. "
+                f"At most {MAX_ATTRIBUTES}."
+            )
+        ),
+    ]
+
+
+def parse_attributes(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``key:value`` pairs (split at the first colon; the value may be empty); 422 naming
+    ``attr`` when malformed or more than :data:`MAX_ATTRIBUTES`."""
+    if len(pairs) > MAX_ATTRIBUTES:
+        raise invalid("attr", f"at most {MAX_ATTRIBUTES} attr filters")
+    parsed = []
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise invalid("attr", "expected key:value, e.g. attr=http.route:/users/{id}")
+        parsed.append((key, value))
+    return tuple(parsed)
+
+
+def map_entry(column: str, i: int, key: str, value: str) -> tuple[str, dict[str, str]]:
+    """SQL for ``column[key] = value`` with the key present (an empty value does not match a
+    missing key), binding ``k{i}`` and ``v{i}``. ``column`` is a code constant."""
+    k, v = f"{{k{i}:String}}", f"{{v{i}:String}}"
+    return f"mapContains({column}, {k}) AND {column}[{k}] = {v}", {f"k{i}": key, f"v{i}": value}
+
+
 def limit_param(maximum: int, what: str) -> Any:
     """A ``limit`` query parameter: 1..``maximum``; larger or malformed values are a 422
     naming ``limit`` rather than a silent truncation."""

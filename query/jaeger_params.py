@@ -17,7 +17,8 @@ from fastapi import HTTPException
 
 from otelhouse.query.jaeger_model import OTEL_KINDS
 from otelhouse.query.params import DEFAULT_SINCE, MAX_RANGE, TimeRange, parse_since
-from otelhouse.query.trace_search import MAX_ATTRIBUTES, SpanMatch
+from otelhouse.query.filters import MAX_ATTRIBUTES
+from otelhouse.query.trace_search import SpanMatch
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1500

@@ -91,6 +91,11 @@ class Span:
         return self.start_ns + self.duration_ns
 
 
+def span_bounds(spans: list[Span]) -> tuple[int, int]:
+    """The first start and the last end among ``spans`` (not empty), in nanoseconds."""
+    return min(span.start_ns for span in spans), max(span.end_ns for span in spans)
+
+
 def span_from_row(row: tuple) -> Span:
     """A ``SPANS_COLUMNS`` result row → ``Span`` (pure)."""
     (

@@ -2,7 +2,8 @@
 
 Times are given twice: ``start`` as an RFC 3339 datetime for people and ``start_unix_nano`` as
 an exact integer for programs (Python datetimes stop at microseconds). Durations are
-milliseconds (floats), as everywhere in ``/api/v1``.
+milliseconds (floats), as everywhere in ``/api/v1``. A trace carries its log records too
+(:class:`otelhouse.query.log_json.LogOut`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
-from otelhouse.query.trace_fetch import Event, Link, Span
+from otelhouse.query.log_json import LogOut
+from otelhouse.query.logs import MAX_TRACE_LOGS, TRACE_MARGIN, LogRecord
+from otelhouse.query.trace_fetch import Event, Link, Span, span_bounds
 from otelhouse.query.trace_search import TraceSummary
 from otelhouse.query.units import datetime_from_ns, ms_from_ns
+
+TRACE_MARGIN_S = int(TRACE_MARGIN.total_seconds())
 
 
 class EventOut(BaseModel):
@@ -103,11 +108,15 @@ class TraceOut(BaseModel):
     start_unix_nano: int
     duration_ms: float = Field(description="From the first span's start to the last span's end.")
     spans: list[SpanOut] = Field(description="Every span, ordered by start.")
+    logs: list[LogOut] = Field(
+        description=f"Log records with this TraceId stamped from {TRACE_MARGIN_S} s before the "
+        f"first span starts to {TRACE_MARGIN_S} s after the last one ends, oldest first (at "
+        f"most {MAX_TRACE_LOGS})."
+    )
 
     @classmethod
-    def from_spans(cls, trace_id: str, spans: list[Span]) -> Self:
-        first = min(span.start_ns for span in spans)
-        last = max(span.end_ns for span in spans)
+    def from_spans(cls, trace_id: str, spans: list[Span], logs: list[LogRecord]) -> Self:
+        first, last = span_bounds(spans)
         return cls(
             trace_id=trace_id,
             span_count=len(spans),
@@ -116,6 +125,7 @@ class TraceOut(BaseModel):
             start_unix_nano=first,
             duration_ms=ms_from_ns(last - first),
             spans=[SpanOut.from_span(span) for span in spans],
+            logs=[LogOut.from_record(record) for record in logs],
         )
 
 

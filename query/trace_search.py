@@ -31,14 +31,13 @@ from enum import StrEnum
 
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.query.filters import TIME_RANGE, Where, span_filter
+from otelhouse.query.filters import TIME_RANGE, Where, map_entry, span_filter
 from otelhouse.query.params import TimeRange, epoch_ns
 from otelhouse.query.semantics import ERROR, REQUEST
 from otelhouse.query.trace_fetch import trace_window
 from otelhouse.storage.tables import TRACES_TABLE
 
 MAX_LIMIT = 1000
-MAX_ATTRIBUTES = 20
 
 ROOT = "ParentSpanId = ''"
 ROOT_PREFILTER = REQUEST
@@ -75,17 +74,12 @@ filter on one reads that column instead of decompressing the whole attribute map
 def attribute_condition(i: int, key: str, value: str, resource: bool) -> tuple[str, dict]:
     """SQL for attribute ``key`` = ``value`` on a span (present, and equal: an empty value
     does not match a missing key), or on its resource when ``resource``."""
-    k, v = f"{{k{i}:String}}", f"{{v{i}:String}}"
+    condition, values = map_entry("SpanAttributes", i, key, value)
     if key in HOT_ATTRIBUTES and value:
-        condition = f"{HOT_ATTRIBUTES[key]} = {v}"
-    else:
-        condition = f"mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] = {v}"
+        condition = f"{HOT_ATTRIBUTES[key]} = {{v{i}:String}}"
     if resource:
-        condition = (
-            f"({condition}) OR "
-            f"(mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] = {v})"
-        )
-    return condition, {f"k{i}": key, f"v{i}": value}
+        condition = f"({condition}) OR ({map_entry('ResourceAttributes', i, key, value)[0]})"
+    return condition, values
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,12 @@
-"""``GET /api/v1/latency``: a time series of counts, errors and percentiles per step.
-
-Buckets are aligned to multiples of ``step`` since the Unix epoch (integer arithmetic on the
-timestamp, so no time zone can shift them) and every bucket touching the range is returned,
-empty ones with zero counts and null percentiles, so a chart can plot the series as is.
-Without ``step``, the smallest of :data:`STEPS` giving at most :data:`TARGET_BUCKETS`
-buckets is used; an explicit step may give at most :data:`MAX_BUCKETS` buckets.
-"""
+"""``GET /api/v1/latency``: a time series of counts, errors and percentiles per step
+(buckets as :mod:`otelhouse.query.steps` defines them)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter
 from pydantic import Field
 
 from otelhouse.query.deps import ClientDep
@@ -22,63 +15,16 @@ from otelhouse.query.filters import (
     RangeResponse,
     ServiceParam,
     Where,
-    invalid,
     named_rows,
     span_filter,
 )
-from otelhouse.query.params import TimeRange, TimeRangeDep
+from otelhouse.query.params import TimeRangeDep
 from otelhouse.query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
+from otelhouse.query.steps import BUCKET_SQL, StepDep, bucket_starts
 from otelhouse.query.units import datetime_from_s
 from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["latency"])
-
-STEPS: tuple[int, ...] = (
-    1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400
-)
-TARGET_BUCKETS = 60
-MAX_BUCKETS = 1500
-_STEP = re.compile(r"^(\d{1,7})([smhd]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_NS_PER_S = 1_000_000_000
-
-
-def bucket_starts(time_range: TimeRange, step_s: int) -> range:
-    """Epoch seconds of every step-aligned bucket that overlaps ``[start, end)``."""
-    first = time_range.start_ns // _NS_PER_S // step_s * step_s
-    last = (time_range.end_ns - 1) // _NS_PER_S // step_s * step_s
-    return range(first, last + 1, step_s)
-
-
-def resolve_step(
-    time_range: TimeRangeDep,
-    step: Annotated[
-        str | None,
-        Query(
-            description=(
-                f"Bucket width: seconds, or a number with unit s|m|h|d (`30s`, `5m`). Default: "
-                f"at most {TARGET_BUCKETS} buckets over the range; at most {MAX_BUCKETS} allowed."
-            )
-        ),
-    ] = None,
-) -> int:
-    """The step in seconds, checked against the range (422 naming ``step``)."""
-    if step is None:
-        return next(
-            (s for s in STEPS if len(bucket_starts(time_range, s)) <= TARGET_BUCKETS), STEPS[-1]
-        )
-    match = _STEP.match(step.strip())
-    if not match:
-        raise invalid("step", "expected seconds or a number with unit s|m|h|d, e.g. 30s, 5m")
-    step_s = int(match[1]) * _UNIT_SECONDS[match[2]]
-    if step_s < 1:
-        raise invalid("step", "step must be at least 1 second")
-    if len(bucket_starts(time_range, step_s)) > MAX_BUCKETS:
-        raise invalid("step", f"step too small for the range: at most {MAX_BUCKETS} buckets")
-    return step_s
-
-
-StepDep = Annotated[int, Depends(resolve_step)]
 
 
 class LatencyBucket(SpanStats):
@@ -92,8 +38,7 @@ class LatencyResponse(RangeResponse):
 
 def latency_query(where: Where, step_s: int) -> tuple[str, dict[str, Any]]:
     sql = (
-        f"SELECT intDiv(toUnixTimestamp(Timestamp), {{step_s:UInt32}}) * {{step_s:UInt32}} "
-        f"AS bucket, {SPAN_STATS_SQL} FROM {TRACES_TABLE} WHERE {where.sql} "
+        f"SELECT {BUCKET_SQL} AS bucket, {SPAN_STATS_SQL} FROM {TRACES_TABLE} WHERE {where.sql} "
         f"GROUP BY bucket ORDER BY bucket"
     )
     return sql, where.bind(step_s=step_s)

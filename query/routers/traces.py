@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.exceptions import RequestValidationError
 
 from otelhouse.query.deps import ClientDep
-from otelhouse.query.filters import OperationParam, ServiceParam, limit_param
+from otelhouse.query.filters import (
+    OperationParam,
+    ServiceParam,
+    attr_param,
+    invalid,
+    limit_param,
+    parse_attributes,
+)
+from otelhouse.query.logs import trace_logs
 from otelhouse.query.params import TimeRangeDep
-from otelhouse.query.trace_fetch import fetch_trace, normalise_trace_id
+from otelhouse.query.trace_fetch import fetch_trace, normalise_trace_id, span_bounds
 from otelhouse.query.trace_json import TraceOut, TraceSearchOut, TraceSummaryOut
 from otelhouse.query.trace_search import (
-    MAX_ATTRIBUTES,
     MAX_LIMIT,
     Order,
     SpanMatch,
@@ -34,24 +40,7 @@ DurationMs = Annotated[
     Query(ge=0, le=MAX_DURATION_MS, description="Root span duration bound, milliseconds."),
 ]
 
-
-def _invalid(parameter: str, message: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"loc": ("query", parameter), "msg": message, "type": "value_error"}]
-    )
-
-
-def parse_attributes(pairs: list[str]) -> tuple[tuple[str, str], ...]:
-    """``key:value`` pairs (split at the first colon; the value may be empty)."""
-    if len(pairs) > MAX_ATTRIBUTES:
-        raise _invalid("attr", f"at most {MAX_ATTRIBUTES} attr filters")
-    parsed = []
-    for pair in pairs:
-        key, sep, value = pair.partition(":")
-        if not sep or not key:
-            raise _invalid("attr", "expected key:value, e.g. attr=http.route:/users/{id}")
-        parsed.append((key, value))
-    return tuple(parsed)
+SpanAttrParam = attr_param("span attribute", "every pair must hold on the same span")
 
 
 def _ns(ms: float | None) -> int | None:
@@ -64,15 +53,7 @@ def search_traces(
     time_range: TimeRangeDep,
     service: ServiceParam = None,
     operation: OperationParam = None,
-    attr: Annotated[
-        list[str],
-        Query(
-            description=(
-                "key:value span attribute, split at the first colon; repeatable, and every "
-                f"pair must hold on the same span. At most {MAX_ATTRIBUTES}."
-            )
-        ),
-    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    attr: SpanAttrParam = [],  # noqa: B006 - FastAPI copies defaults per request
     min_duration_ms: DurationMs = None,
     max_duration_ms: DurationMs = None,
     status_: Annotated[
@@ -91,7 +72,7 @@ def search_traces(
     operation and every attr together; duration bounds and order apply to the root span,
     status to the whole trace. Summaries count every stored span of each trace."""
     if None not in (min_duration_ms, max_duration_ms) and min_duration_ms > max_duration_ms:
-        raise _invalid("max_duration_ms", "must not be below min_duration_ms")
+        raise invalid("max_duration_ms", "must not be below min_duration_ms")
     search = TraceSearch(
         time=time_range,
         span=SpanMatch(service=service, operation=operation, attributes=parse_attributes(attr)),
@@ -113,7 +94,8 @@ def search_traces(
     responses={400: {"description": "Not 32 hex digits."}, 404: {"description": "Unknown."}},
 )
 def get_trace(client: ClientDep, trace_id: str) -> TraceOut:
-    """Every span of the trace, ordered by start (any case of hex digits is accepted)."""
+    """Every span of the trace, ordered by start (any case of hex digits is accepted), and
+    the trace's log records, oldest first."""
     normalised = normalise_trace_id(trace_id)
     if normalised is None:
         raise HTTPException(
@@ -122,4 +104,5 @@ def get_trace(client: ClientDep, trace_id: str) -> TraceOut:
     spans = fetch_trace(client, normalised)
     if not spans:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"trace {normalised} not found")
-    return TraceOut.from_spans(normalised, spans)
+    logs = trace_logs(client, normalised, *span_bounds(spans))
+    return TraceOut.from_spans(normalised, spans, logs)

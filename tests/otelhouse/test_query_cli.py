@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,10 @@ from otelhouse.cli import main
 from otelhouse.settings import Settings
 from otelhouse.query.app import create_app
 from otelhouse.core.tls import server_tls
+from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.traces import insert_spans
+from tests.query import log_records
+from tests.query.log_records import Log
 from tests.query.spans import Event, Span, generate, to_columns
 from tests.tls_certs import self_signed
 
@@ -217,6 +222,95 @@ def test_installed_command_reads_the_address_from_env(
     assert {row["service"] for row in json.loads(done.stdout)["services"]} == {
         s.service for s in spans
     }
+
+
+def test_logs_table_and_json(
+    start_api: Callable[..., ApiThread], storage: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time_ns()
+    logs = [
+        Log(now - 3 * 10**9, "cart", 17, "Connection refused", TRACE_ID, severity_text="ERROR"),
+        Log(now - 2 * 10**9, "cart", 9, "connection refused\nretrying", severity_text="INFO"),
+        Log(now - 10**9, "cart", 21, "all refused", severity_text="FATAL"),
+        Log(now, "edge", 21, "Connection refused", severity_text="FATAL"),
+    ]
+    insert_logs(storage, log_records.to_columns(logs))
+    api = start_api()
+    filters = ["--service", "cart", "--severity", "warn", "--grep", "CONNECTION"]
+    out = run_cli(capsys, "logs", "--url", api.url, *filters)
+    header, row = out.splitlines()
+    assert header.split() == ["TIME", "SEVERITY", "SERVICE", "TRACE", "ID", "BODY"]
+    assert row.split()[1:] == ["ERROR", "cart", TRACE_ID, "Connection", "refused"]
+    body = json.loads(run_cli(capsys, "logs", "--json", "--url", api.url, "--service", "cart"))
+    assert [r["body"] for r in body["logs"]] == [log.body for log in reversed(logs[:3])]
+    out = run_cli(capsys, "logs", "--url", api.url, "--severity", "info", "--grep", "retrying")
+    assert out.splitlines()[1].endswith("connection refused\\nretrying")
+
+
+class LineReader:
+    """A process's stdout lines, read in a thread so a test can wait with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        for line in process.stdout or ():
+            self.lines.put(line.rstrip("\n"))
+
+    def take(self, count: int, timeout_s: float = 30) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        return [
+            self.lines.get(timeout=max(0.1, deadline - time.monotonic())) for _ in range(count)
+        ]
+
+
+def body_of(line: str) -> str:
+    """The last column of a ``--follow`` line (columns are two spaces apart)."""
+    return line.rsplit("  ", 1)[-1]
+
+
+def test_follow_prints_new_records_once_and_exits_0_on_ctrl_c(
+    start_api: Callable[..., ApiThread], storage: Client
+) -> None:
+    def insert(*logs: Log) -> None:
+        insert_logs(storage, log_records.to_columns(logs))
+
+    now = time.time_ns()
+    insert(
+        Log(now - 2 * 10**9, "tail", 9, "older record"),
+        Log(now - 10**9, "tail", 13, "newest before start"),
+        Log(now - 10**9, "other", 13, "another service"),
+    )
+    api = start_api()
+    otelhouse = Path(sys.executable).with_name("otelhouse")
+    command = ["query", "logs", "--follow", "--interval", "0.2", "--service", "tail"]
+    process = subprocess.Popen(
+        [str(otelhouse), *command, "--url", api.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reader = LineReader(process)
+        assert [body_of(line) for line in reader.take(2)] == ["older record", "newest before start"]
+        arrived = time.time_ns()
+        insert(
+            Log(arrived, "tail", 17, "just arrived", TRACE_ID, severity_text="ERROR"),
+            Log(arrived, "tail", 17, "same instant", TRACE_ID, severity_text="ERROR"),
+        )
+        both = reader.take(2)
+        assert sorted(map(body_of, both)) == ["just arrived", "same instant"]
+        assert all(line.split()[1:4] == ["ERROR", "tail", TRACE_ID] for line in both)
+        insert(Log(time.time_ns(), "tail", 9, "last"))
+        assert [body_of(line) for line in reader.take(1)] == ["last"]
+        time.sleep(1)
+        assert reader.lines.empty()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 @pytest.fixture

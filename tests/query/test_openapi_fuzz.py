@@ -1,10 +1,12 @@
-"""Schemathesis over the aggregate endpoints' and the Jaeger API's OpenAPI schema: generated
+"""Schemathesis over the aggregate, logs and Jaeger endpoints' OpenAPI schema: generated
 query strings, valid and deliberately invalid, never produce a 5xx, every answer's status is
 one the schema declares (for Jaeger: 400, never FastAPI's 422) and its body matches the
 documented model. Each operation is driven through Hypothesis here (rather than schemathesis'
 pytest plugin) because the app needs this test's database, a function-scoped fixture."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 import schemathesis
@@ -20,7 +22,9 @@ from schemathesis.checks import (
 
 from otelhouse.settings import Settings
 from otelhouse.query.app import create_app
+from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.traces import insert_spans
+from tests.query import log_records
 from tests.query.spans import Window, generate, to_columns
 
 AGGREGATE_PATHS = (
@@ -73,3 +77,11 @@ def test_jaeger_api(
     settings: Settings, storage: Client, mode: GenerationMode, paths: str, count: int
 ) -> None:
     assert fuzz(settings, storage, mode, paths) == count
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_logs(settings: Settings, storage: Client, mode: GenerationMode) -> None:
+    window = Window.last(60)
+    logs = log_records.generate(random.Random(2), 300, window.start_ns, window.end_ns)
+    insert_logs(storage, log_records.to_columns(logs))
+    assert fuzz(settings, storage, mode, r"^/api/v1/logs") == 2
