@@ -35,16 +35,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from otelhouse.core.addresses import free_port
+from otelhouse.demo.payloads import realistic_request
+from otelhouse.receiver.convert import convert_request
+from otelhouse.receiver.traces import TRACE_SERVICE
+from otelhouse.settings import Settings
+from otelhouse.storage import migrate, open_client
+from otelhouse.storage.traces import SpanColumns, insert_spans
 
-from otelhouse.settings import Settings  # noqa: E402
-from otelhouse.receiver.convert import convert_request  # noqa: E402
-from otelhouse.receiver.traces import TRACE_SERVICE  # noqa: E402
-from otelhouse.storage import migrate, open_client  # noqa: E402
-from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
-from tests.payloads import realistic_request  # noqa: E402
-from tests.serve_process import SERVE, free_port, serve_env  # noqa: E402
+SERVE = [sys.executable, "-m", "otelhouse.cli", "serve"]
 
 DISTINCT_PAYLOADS = 64
 
@@ -152,7 +151,14 @@ def end_to_end(
     extra_env: dict[str, str],
 ) -> EndToEnd:
     port = free_port()
-    env = {**serve_env(data_dir, otlp_grpc_addr=f"127.0.0.1:{port}"), **extra_env}
+    env = {
+        **os.environ,
+        "OTELHOUSE_DATA_DIR": str(data_dir),
+        "OTELHOUSE_OTLP_GRPC_ADDR": f"127.0.0.1:{port}",
+        "OTELHOUSE_OTLP_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "OTELHOUSE_API_ADDR": f"127.0.0.1:{free_port()}",
+        **extra_env,
+    }
     server = subprocess.Popen(SERVE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     acked = [0] * clients
     stop = threading.Event()

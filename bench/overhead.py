@@ -38,8 +38,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otelhouse.instrumentation import Instrumentation, instrument_app
 from otelhouse.demo.services import create_inventory_app
+from otelhouse.receiver.traces import TRACE_SERVICE
 
-TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 TARGET_BUDGET_US = 50.0
 
 

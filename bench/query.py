@@ -24,14 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __name__ == "__main__" and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # run as a script, this file's directory would shadow the query package
+from fastapi.testclient import TestClient
 
-from fastapi.testclient import TestClient  # noqa: E402
-
-from otelhouse.settings import Settings  # noqa: E402
-from otelhouse.query.app import create_app  # noqa: E402
-from otelhouse.storage import migrate, open_client  # noqa: E402
+from otelhouse.settings import Settings
+from otelhouse.query.app import create_app
+from otelhouse.storage import migrate, open_client
 
 SPANS_PER_TRACE = 8
 WINDOW_S = 50 * 60

@@ -30,16 +30,13 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ingest import fresh_store, log, make_payloads  # noqa: E402  (bench/ingest.py)
-from otelhouse.settings import Settings  # noqa: E402
-from otelhouse.receiver.convert import convert_request  # noqa: E402
-from otelhouse.receiver.traces import TRACES  # noqa: E402
-from otelhouse.receiver.wal import WalService  # noqa: E402
-from otelhouse.receiver.wal.log import WriteAheadLog  # noqa: E402
-from otelhouse.storage.traces import SpanColumns, insert_spans  # noqa: E402
+from ingest import fresh_store, log, make_payloads
+from otelhouse.settings import Settings
+from otelhouse.receiver.convert import convert_request
+from otelhouse.receiver.traces import TRACES
+from otelhouse.receiver.wal import WalService
+from otelhouse.receiver.wal.log import WriteAheadLog
+from otelhouse.storage.traces import SpanColumns, insert_spans
 
 
 def request_columns(spans_per_request: int) -> list[SpanColumns]:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from otelhouse.core.addresses import free_port
+
 SERVE = [sys.executable, "-m", "otelhouse.cli", "serve"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve_env(data_dir: Path, **settings: object) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.otelhouse.test_demo import free_port
+from otelhouse.core.addresses import free_port
 
 Stored = Callable[..., list[dict[str, Any]]]
 REPO = Path(__file__).resolve().parents[2]

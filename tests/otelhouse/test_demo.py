@@ -20,7 +20,7 @@ from otelhouse.instrumentation import Instrumentation, instrument_app
 from otelhouse.demo.runner import DemoError, check_reachable
 from otelhouse.demo.services import Behaviour, create_inventory_app, create_shop_app
 from tests.app_server import serving
-from tests.serve_process import free_port
+from otelhouse.core.addresses import free_port
 
 Stored = Callable[..., list[dict[str, Any]]]
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelhouse.cli import SERVE_SETTINGS, build_parser
 from otelhouse.receiver.traces import TRACE_SERVICE
-from tests.payloads import realistic_request
-from tests.serve_process import free_port, query_store, run_serve, serve_env, start_serve
+from otelhouse.demo.payloads import realistic_request
+from otelhouse.core.addresses import free_port
+from tests.serve_process import query_store, run_serve, serve_env, start_serve
 
 
 def test_serve_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) -> None:

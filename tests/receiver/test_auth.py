@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from otelhouse.core.tokens import BearerTokens
 from otelhouse.receiver.traces import TRACES
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
 TOKENS = "alpha-7f3c9e,beta-0d41aa"

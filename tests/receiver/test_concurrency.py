@@ -13,7 +13,7 @@ from otelhouse.settings import Settings
 from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25

@@ -13,7 +13,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from otelhouse.settings import Settings
 from otelhouse.receiver.convert import convert_request, format_double
 from otelhouse.receiver.limits import ConvertLimits
-from tests.payloads import kv, realistic_request
+from otelhouse.demo.payloads import kv, realistic_request
 
 TRACE = bytes.fromhex("5B8EFFF798038103D269B633813FC60C")
 SPAN = bytes.fromhex("EEE19B7EC3C1B174")

@@ -32,8 +32,9 @@ from otelhouse.receiver.wal.records import SEGMENT_HEADER
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
-from tests.payloads import realistic_request
-from tests.serve_process import free_port, query_store, run_serve, serve_env, start_serve
+from otelhouse.demo.payloads import realistic_request
+from otelhouse.core.addresses import free_port
+from tests.serve_process import query_store, run_serve, serve_env, start_serve
 
 SDK_TIMEOUT_S = 2.0
 """The exporters' deadline: the SDK retries UNAVAILABLE only within it, then drops the spans."""

@@ -19,7 +19,7 @@ from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
 from tests.conftest import ReceiverThread
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 
 Export = Callable[..., ExportTraceServiceResponse]
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelhouse.receiver.http_service import JSON, PROTOBUF
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 
 GOLDEN = Path(__file__).parent / "golden" / "traces.json"

@@ -16,7 +16,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from otelhouse.settings import Settings
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 from tests.receiver.http_harness import StartHttpReceiver, stored_count
 
 QUEUE_BOUND = 1000

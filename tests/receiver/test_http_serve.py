@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.payloads import realistic_request
-from tests.serve_process import free_port, run_serve, serve_env, start_serve
+from otelhouse.demo.payloads import realistic_request
+from otelhouse.core.addresses import free_port
+from tests.serve_process import run_serve, serve_env, start_serve
 
 
 def wait_for(url: str, timeout_s: float = 60, **kwargs: object) -> httpx.Response:

@@ -21,7 +21,7 @@ from otelhouse.settings import Settings
 from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.storage import open_client
 from otelhouse.storage.traces import SpanColumns, insert_spans
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, StartHttpReceiver, stored_count
 from tests.receiver.test_http_overload import rss_mib
 

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 
 from otelhouse.receiver.traces import TRACES
 from tests.conftest import ReceiverThread
-from tests.payloads import kv, realistic_request
+from otelhouse.demo.payloads import kv, realistic_request
 
 StartReceiver = Callable[..., ReceiverThread]
 MiB = 1024 * 1024

@@ -13,7 +13,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otelhouse.receiver.limits import ConvertLimits
 from otelhouse.receiver.logs import convert_logs_request, log_record_count
-from tests.payloads import any_value, kv
+from otelhouse.demo.payloads import any_value, kv
 from tests.receiver.test_convert import nest_into
 
 TRACE = bytes.fromhex("5B8EFFF798038103D269B633813FC60C")

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.metrics import Sample
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 from tests.receiver.http_harness import HttpReceiver, stored_count
 
 SAMPLE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")

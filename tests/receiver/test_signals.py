@@ -20,7 +20,7 @@ from otelhouse.receiver.pipeline import Receiver
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.receiver.traces import TRACES
 from otelhouse.storage.traces import SpanColumns
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 
 COPIES = dataclasses.replace(
     TRACES,

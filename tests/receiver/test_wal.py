@@ -22,7 +22,7 @@ from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.wal.records import MAGIC, MAGIC_V1, SEGMENT_HEADER, encode_record
 from otelhouse.storage.traces import SpanColumns
-from tests.payloads import realistic_request
+from otelhouse.demo.payloads import realistic_request
 
 SEGMENT_BYTES = 256 * 1024
 

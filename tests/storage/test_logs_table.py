@@ -16,7 +16,7 @@ from otelhouse.storage.logs import LOG_COLUMN_NAMES, LogColumns, insert_logs
 import pytest
 
 from otelhouse.storage.migrations import applied_versions, has_text_index, load_migrations
-from tests.payloads import any_value, kv
+from otelhouse.demo.payloads import any_value, kv
 
 
 def logs_request(now_ns: int) -> ExportLogsServiceRequest:

@@ -1,7 +1,8 @@
-"""OTLP trace requests for tests and benchmarks: realistic, deterministic, current timestamps.
+"""Realistic OTLP trace requests as raw protobuf: deterministic, with current timestamps.
 
-Shared by the receiver tests and ``bench/ingest.py`` so the benchmark measures the same shape
-of traffic the tests check.
+The demo's traffic in the form a load generator sends it. The tests and the benchmarks under
+``bench/`` build their payloads here, so a benchmark measures the same shape of traffic the
+tests check.
 """
 
 from __future__ import annotations
