@@ -38,6 +38,8 @@ log = logging.getLogger("otelhouse")
 
 RECEIVER_HEALTH = "receiver"
 """The receiver's queue and in-flight numbers in ``/healthz``."""
+WAL_HEALTH = "wal"
+"""The write-ahead log's backlog and its drainer's state in ``/healthz``."""
 
 
 SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS)
@@ -110,6 +112,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     try:
         health = HealthRegistry()
         health.register(RECEIVER_HEALTH, lambda: ComponentHealth(receiver.health()))
+        if wal is not None:
+            health.register(WAL_HEALTH, wal.health)
         api = await start_api(settings.api_config(), storage, health)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otelhouse.core.health import ComponentHealth
 from otelhouse.receiver.batcher import Sink
 from otelhouse.receiver.signal import Columns, Signal
 from otelhouse.receiver.wal.drainer import Drainer, DrainStats, Insert
@@ -98,6 +99,25 @@ class WalService:
 
     def stats(self) -> WalStats:
         return WalStats(log=self.wal.stats(), drain=self.drainer.stats())
+
+    def health(self) -> ComponentHealth:
+        """For ``/healthz``: what the log holds that storage does not have yet, and whether
+        the drainer is storing it (unhealthy from a failed insert until one succeeds; the
+        log keeps accepting meanwhile, up to its budget)."""
+        stats = self.wal.stats()
+        drain = self.drainer.stats()
+        healthy = self.drainer.healthy
+        return ComponentHealth(
+            {
+                "pending_records": stats.pending_rows,
+                "pending_bytes": stats.pending_bytes,
+                "drain_lag_s": round(stats.drain_lag_s, 3),
+                "log_bytes": stats.log_bytes,
+                "max_bytes": stats.max_bytes,
+                "drainer": "storing" if healthy else f"retrying: {drain.last_error}",
+            },
+            healthy=healthy,
+        )
 
     def close(self, drain_timeout_s: float) -> bool:
         """Store what the log holds for up to ``drain_timeout_s`` seconds, then close it;

@@ -67,6 +67,8 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
         assert health["status"] == "ok"
         assert health["receiver"]["queued_spans"] == 0
         assert health["receiver"]["spans_stored"] == 64
+        assert health["wal"]["drainer"] == "storing"
+        assert health["wal"]["max_bytes"] > health["wal"]["log_bytes"] > 0
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)

@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from otelhouse.receiver.convert import convert_request
-from otelhouse.receiver.wal import DrainBatch, Drainer, WalError, WalFull, WalLocked, WriteAheadLog
+from otelhouse.receiver.wal import (
+    DrainBatch,
+    Drainer,
+    WalConfig,
+    WalError,
+    WalFull,
+    WalLocked,
+    WalService,
+    WriteAheadLog,
+)
 from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.wal.records import MAGIC, MAGIC_V1, SEGMENT_HEADER, encode_record
@@ -271,6 +280,34 @@ def test_drainer_retries_the_same_batch_until_storage_accepts_it(tmp_path: Path)
     assert calls[:4] == [calls[0]] * 4
     assert sum(stored.values()) == 30
     assert (stats.insert_failures, stats.inserts) == (3, len(stored))
+
+
+def test_health_says_whether_the_drainer_is_storing_the_backlog(tmp_path: Path) -> None:
+    storage_up = threading.Event()
+
+    def insert(spans: SpanColumns, token: str) -> None:
+        if not storage_up.is_set():
+            raise ConnectionError("storage down")
+
+    config = WalConfig(tmp_path, max_bytes=1 << 24, segment_bytes=1 << 22, cache_rows=1000)
+    service = WalService.open(config, {TRACES: insert}, max_backoff_s=0.05)
+    try:
+        service.append(TRACES, spans_of(12, 1))
+        deadline = time.monotonic() + 10
+        while service.health().healthy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        down = service.health()
+        assert not down.healthy
+        assert down.state["drainer"] == "retrying: storage down"
+        assert down.state["pending_records"] == 12
+        storage_up.set()
+        while service.wal.stats().pending_rows and time.monotonic() < deadline:
+            time.sleep(0.01)
+        up = service.health()
+        assert up.healthy
+        assert (up.state["drainer"], up.state["pending_records"]) == ("storing", 0)
+    finally:
+        service.close(drain_timeout_s=1)
 
 
 def test_stop_against_failing_storage_gives_up_at_the_deadline(tmp_path: Path) -> None:
