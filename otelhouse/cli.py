@@ -57,8 +57,8 @@ def _register_serve(subparsers: Any) -> None:
         "serve",
         help="run the OTLP receiver and the query API",
         description=(
-            "Receive OpenTelemetry traces over OTLP/gRPC and store them in ClickHouse tables "
-            "(the Collector exporter's schema). Without --clickhouse-url the store is an "
+            "Receive OpenTelemetry traces and logs over OTLP (gRPC and HTTP) and store them in "
+            "ClickHouse tables (the Collector exporter's schema). Without --clickhouse-url the store is an "
             "embedded ClickHouse (chdb) in --data-dir: no server to install. Every flag can "
             "also be set with the OTELHOUSE_* env var named in its help; flags win."
         ),

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     database: str = Field("otel", description="Database for the tables (server URL path wins).")
     otlp_grpc_addr: str = Field("127.0.0.1:4317", description="OTLP/gRPC listen address.")
     otlp_http_addr: str = Field(
-        "127.0.0.1:4318", description="OTLP/HTTP listen address (/v1/traces and /metrics)."
+        "127.0.0.1:4318", description="OTLP/HTTP listen address (/v1/traces, /v1/logs, /metrics)."
     )
     otlp_tokens: str = Field(
         "",
@@ -57,7 +57,10 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, gt=0, description="Largest OTLP request accepted, after decompression."
     )
     max_attributes: int = Field(
-        128, ge=0, description="Attributes kept per resource, span, event or link; more dropped."
+        128,
+        ge=0,
+        description="Attributes kept per resource, scope, span, event, link or log record; more "
+        "dropped.",
     )
     max_attribute_value_bytes: int = Field(
         64 * 1024, ge=32, description="Attribute values longer than this (UTF-8) are truncated."
@@ -66,12 +69,13 @@ class Settings(BaseSettings):
     max_links_per_span: int = Field(128, ge=0, description="Span links kept; more dropped.")
     batch_max_rows: int = Field(50_000, gt=0, description="Rows per storage insert, at most.")
     batch_max_delay_ms: int = Field(
-        200, ge=0, description="Longest a span waits for its batch to fill before insert."
+        200, ge=0, description="Longest a span or log record waits for its batch to fill before insert."
     )
     queue_max_rows: int = Field(
         400_000,
         gt=0,
-        description="Spans accepted but not yet stored before new requests get UNAVAILABLE.",
+        description="Spans (and, apart, log records) accepted but not yet stored before new "
+        "requests get UNAVAILABLE.",
     )
     max_inflight_bytes: int = Field(
         256 * 1024 * 1024,
@@ -82,7 +86,7 @@ class Settings(BaseSettings):
     stats_interval_s: float = Field(10.0, gt=0, description="Seconds between ingest log lines.")
     wal_enabled: bool = Field(
         True,
-        description="Acknowledge spans once fsynced to a local write-ahead log that a drainer "
+        description="Acknowledge spans and log records once fsynced to a local write-ahead log that a drainer "
         "empties into storage (off: once inserted, lost if storage is down longer than the "
         "client retries).",
     )
