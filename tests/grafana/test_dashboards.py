@@ -111,7 +111,19 @@ def test_clickhouse_datasource_is_in_otel_mode_on_the_otel_database() -> None:
     data = clickhouse["jsonData"]
     assert data["traces"]["otelEnabled"] and data["logs"]["otelEnabled"]
     assert (data["traces"]["defaultTable"], data["logs"]["defaultTable"]) == ("otel_traces", "otel_logs")
+    assert data["traces"]["otelVersion"] == data["logs"]["otelVersion"] == "latest"
+    assert data["traces"]["defaultDatabase"] == data["logs"]["defaultDatabase"] == data["defaultDatabase"]
     assert SOURCES["otelhouse-jaeger"]["type"] == "jaeger"
+
+
+def test_logs_columns_are_the_collector_schemas_and_trace_log_links_go_both_ways() -> None:
+    """Outside OTel mode the plugin reads time, level and message from these columns; the
+    "View logs" (on trace ids in trace results) and "View trace" (on trace ids in log
+    results) links are the plugin's ``logs.showLogLinks`` and ``traces.showTraceLinks``."""
+    data = SOURCES["otelhouse-clickhouse"]["jsonData"]
+    logs, traces = data["logs"], data["traces"]
+    assert (logs["timeColumn"], logs["levelColumn"], logs["messageColumn"]) == ("Timestamp", "SeverityText", "Body")
+    assert logs["showLogLinks"] is True and traces["showTraceLinks"] is True
 
 
 def _link_urls(node: Any) -> list[str]:
