@@ -17,7 +17,17 @@ added by otelhouse's schema migrations. Table names come from ``otelhouse.storag
 Tables: ``otel_traces`` for everything about spans; the Exceptions dashboard reads
 ``otelhouse_exceptions`` (migration 0004, one row per exception event, filled on insert by a
 materialized view), where the time is the exception event's own, and looks in ``otel_traces``
-only for the operation names of the sample occurrences it lists.
+only for the operation names of the sample occurrences it lists. The Logs dashboard reads
+``otel_logs``; its severity levels are those of the logs API (``otelhouse.query.logs``:
+SeverityNumber ranges, ``LEVEL_SQL``) and its text search is the API's ``q``, a
+case-insensitive substring of the Body with ASCII letters folded.
+
+Variables: ``$service`` and ``$operation`` hold values from the tables and are bound with
+``singlequote`` as everywhere here. The Logs dashboard's free-text variables are bound with
+``percentencode`` inside ``decodeURLComponent('...')`` (:func:`text_value`): Grafana's
+``sqlstring`` doubles quotes but leaves backslashes, which ClickHouse reads as escapes, so a
+typed ``\'`` would end the literal; a percent-encoded value is letters, digits, ``-_.~`` and
+``%`` only.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from otelhouse.query.logs import LEVEL_NAMES, LEVEL_SQL, LEVELS, MAX_SEVERITY_NUMBER, severity_floor
 from otelhouse.query.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
-from otelhouse.storage.tables import EXCEPTIONS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
+from otelhouse.storage.tables import EXCEPTIONS_TABLE, LOGS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
@@ -41,11 +52,14 @@ OVERVIEW_UID = "otelhouse-overview"
 ENDPOINT_UID = "otelhouse-endpoint"
 EXCEPTIONS_UID = "otelhouse-exceptions"
 TRACES_UID = "otelhouse-traces"
+LOGS_UID = "otelhouse-logs"
 
 SAMPLE_OCCURRENCES = 50
+LOG_LINES = 1000
+TOP_LOG_SERVICES = 20
 
-TIME_SERIES, TABLE, TRACE = 0, 1, 3
-_QUERY_TYPE = {TIME_SERIES: "timeseries", TABLE: "table", TRACE: "traces"}
+TIME_SERIES, TABLE, LOGS, TRACE = 0, 1, 2, 3
+_QUERY_TYPE = {TIME_SERIES: "timeseries", TABLE: "table", LOGS: "logs", TRACE: "traces"}
 
 PERCENTILES = (50, 90, 95, 99)
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -75,11 +89,25 @@ def _jaeger_explore_url(trace: str) -> str:
     return "/explore?schemaVersion=1&panes=" + encoded.replace(marker, trace)
 
 
-def trace_links(trace: str = "${__value.raw}") -> list[dict[str, str]]:
-    return [
+def logs_link(trace: str = "${__value.raw}") -> dict[str, str]:
+    """The Logs dashboard showing only the records of ``trace``, in the same time range."""
+    return {"title": "Logs of this trace",
+            "url": f"/d/{LOGS_UID}/logs?var-trace_id={trace}&${{__url_time_range}}"}
+
+
+def trace_links(trace: str = "${__value.raw}", *, logs: bool = True) -> list[dict[str, str]]:
+    """Open the trace (Traces dashboard, Explore) and, with ``logs``, its log records."""
+    links = [
         {"title": "Open trace", "url": _trace_url(trace)},
         {"title": "Open trace in Explore (Jaeger API)", "url": _jaeger_explore_url(trace)},
     ]
+    return [*links, logs_link(trace)] if logs else links
+
+
+def text_value(variable: str) -> str:
+    """An SQL string expression equal to the variable's text, whatever characters it holds
+    (see the module docstring)."""
+    return f"decodeURLComponent('${{{variable}:percentencode}}')"
 
 
 def _percentile_columns(duration: str = "Duration") -> str:
@@ -219,11 +247,12 @@ def custom_variable(name: str, label: str, values: tuple[str, ...]) -> dict[str,
     }
 
 
-SERVICE_SQL = f"SELECT DISTINCT ServiceName FROM {TRACES_TABLE} WHERE {IN_RANGE} ORDER BY ServiceName"
-
-
-def services_variable(*, multi: bool) -> dict[str, Any]:
-    return query_variable("service", "Service", SERVICE_SQL, multi=multi, include_all=multi)
+def services_variable(*, multi: bool, table: str = TRACES_TABLE, include_all: bool | None = None) -> dict[str, Any]:
+    """The services with rows of ``table`` in the time range; "All" is offered with ``multi``
+    unless ``include_all`` says otherwise."""
+    sql = f"SELECT DISTINCT ServiceName FROM {table} WHERE {IN_RANGE} ORDER BY ServiceName"
+    all_ = multi if include_all is None else include_all
+    return query_variable("service", "Service", sql, multi=multi, include_all=all_)
 
 
 def operations_variable(service_filter: str) -> dict[str, Any]:
@@ -596,7 +625,7 @@ LIMIT 200""",
                                             "&${service:queryparam}&${operation:queryparam}"
                                             "&${min_ms:queryparam}&${max_ms:queryparam}"
                                             "&${status:queryparam}&${__url_time_range}"},
-                                    trace_links()[1]]},
+                                    trace_links()[1], logs_link()]},
                 units={"duration_ms": "ms"},
             ),
             Panel(
@@ -627,11 +656,124 @@ LIMIT 10000""",
     )
 
 
+def _sql_array(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+LEVEL_NAME = f"{_sql_array(LEVEL_NAMES)}[{LEVEL_SQL} + 1]"
+"""A record's level name (``UNSPECIFIED`` when its SeverityNumber is no level), as the logs API
+names it."""
+IS_ERROR_LOG = f"SeverityNumber BETWEEN {severity_floor('ERROR')} AND {MAX_SEVERITY_NUMBER}"
+"""ERROR or FATAL."""
+ANY_SEVERITY = "any"
+
+
+def _log_filters(*, severity: bool = True) -> str:
+    """The Logs dashboard's selection: time range, service, the body containing ``$search``
+    (case-insensitive, ASCII letters folded; empty matches all), ``$trace_id`` when set (any
+    case), and with ``severity`` a level of at least ``$severity``. ``indexOf`` gives a level
+    its index in ``LEVEL_NAMES`` and ``any`` 0, so ``any`` also admits records without a level
+    and any level excludes them, as ``severity=`` does in the API."""
+    conditions = [
+        IN_RANGE,
+        SERVICES,
+        f"positionCaseInsensitive(Body, {text_value('search')}) > 0",
+        f"({text_value('trace_id')} = '' OR TraceId = lower({text_value('trace_id')}))",
+    ]
+    if severity:
+        conditions.append(f"{LEVEL_SQL} >= indexOf({_sql_array(LEVELS)}, {text_value('severity')})")
+    return _where(*conditions)
+
+
+def logs() -> dict[str, Any]:
+    selected = _log_filters()
+    same_filters = "&${severity:queryparam}&${search:queryparam}&${trace_id:queryparam}&${__url_time_range}"
+    return dashboard(
+        LOGS_UID,
+        "otelhouse / Logs",
+        f"Log records ({LOGS_TABLE}) by service, minimum severity, text and trace.",
+        [
+            services_variable(multi=False, table=LOGS_TABLE, include_all=True),
+            custom_variable("severity", "Minimum severity", (ANY_SEVERITY, *LEVELS)),
+            textbox("search", "Search", "Case-insensitive text the log body contains; empty for any."),
+            textbox("trace_id", "Trace id", "Only the records of this trace; empty for any."),
+        ],
+        [
+            Panel(
+                "Log volume by severity",
+                "timeseries",
+                f"""
+SELECT $__timeInterval(Timestamp) AS time, {LEVEL_NAME} AS severity, count() AS records
+FROM {LOGS_TABLE}
+{selected}
+GROUP BY severity, time
+ORDER BY time""",
+                TIME_SERIES,
+                12,
+                8,
+                "Records per interval, stacked by level (UNSPECIFIED: SeverityNumber 0 or above 24).",
+                "short",
+                custom={"drawStyle": "bars", "fillOpacity": 80, "lineWidth": 1, "showPoints": "never",
+                        "stacking": {"mode": "normal", "group": "A"}},
+                options={"legend": {"displayMode": "list", "placement": "bottom"},
+                         "tooltip": {"mode": "multi", "sort": "desc"}},
+            ),
+            timeseries(
+                "Error log rate",
+                f"""
+SELECT $__timeInterval(Timestamp) AS time, ServiceName, count() / $__interval_s AS errors_per_s
+FROM {LOGS_TABLE}
+{_log_filters(severity=False)}
+  AND {IS_ERROR_LOG}
+GROUP BY ServiceName, time
+ORDER BY time""",
+                unit="cps",
+                description="ERROR and FATAL records per second per service (the severity variable does not apply).",
+            ),
+            Panel(
+                "Log records",
+                "logs",
+                f"""
+SELECT Timestamp AS timestamp, Body AS body, {LEVEL_NAME} AS level, ServiceName AS service,
+  SeverityText AS severity_text, TraceId AS trace_id, SpanId AS span_id
+FROM {LOGS_TABLE}
+{selected}
+ORDER BY Timestamp DESC
+LIMIT {LOG_LINES}""",
+                LOGS,
+                24,
+                16,
+                f"The latest {LOG_LINES} records matching the filters, newest first; a record's "
+                "trace id links to its trace.",
+                links={"trace_id": trace_links(logs=False)},
+                options={"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending",
+                         "enableLogDetails": True, "dedupStrategy": "none", "showLabels": False,
+                         "showCommonLabels": False, "prettifyLogMessage": False},
+            ),
+            table(
+                "Top services",
+                f"""
+SELECT ServiceName AS service, count() AS records, countIf({IS_ERROR_LOG}) AS errors
+FROM {LOGS_TABLE}
+{selected}
+GROUP BY service
+ORDER BY records DESC, service
+LIMIT {TOP_LOG_SERVICES}""",
+                description="Services with the most records matching the filters; click one to show only its logs.",
+                height=8,
+                links={"service": [{"title": "Logs of this service",
+                                    "url": f"/d/{LOGS_UID}/logs?var-service=${{__value.raw}}{same_filters}"}]},
+            ),
+        ],
+    )
+
+
 DASHBOARDS = {
     "service-overview.json": service_overview,
     "endpoint-detail.json": endpoint_detail,
     "exceptions.json": exceptions,
     "traces.json": traces,
+    "logs.json": logs,
 }
 
 

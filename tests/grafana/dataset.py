@@ -1,4 +1,5 @@
-"""Known spans for the dashboard tests, and the facts about them computed in Python.
+"""Known spans and log records for the dashboard tests, and the facts about them computed in
+Python.
 
 The rules here are written from the definitions (query/semantics.py), not from the SQL: a
 request is a Server span or a root span; an error has StatusCode Error or an HTTP status
@@ -11,6 +12,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from otelhouse.storage.logs import LogColumns
 from otelhouse.storage.traces import SpanColumns
 
 NS = 1_000_000_000
@@ -197,4 +199,105 @@ def to_columns(spans: list[Span]) -> SpanColumns:
         columns.Links_SpanId.append([])
         columns.Links_TraceState.append([])
         columns.Links_Attributes.append([])
+    return columns
+
+
+# ------------------------------------------------------------------------------- logs
+
+LEVEL_RANGES = {"TRACE": (1, 4), "DEBUG": (5, 8), "INFO": (9, 12), "WARN": (13, 16), "ERROR": (17, 20), "FATAL": (21, 24)}
+"""The issue's severity table, written out rather than imported from the code under test."""
+LOG_ONLY_SERVICE = "worker"
+TRICKY_TEXT = "\\' OR '1'='1"
+"""In one ERROR record's body: quotes and a backslash, which a ``sqlstring`` binding would
+let out of the SQL literal."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    ts_ns: int
+    service: str
+    severity_number: int
+    severity_text: str
+    body: str
+    trace: str = ""
+    span: str = ""
+
+    @property
+    def level(self) -> str:
+        """The level name; UNSPECIFIED for 0 and numbers above 24."""
+        return next((name for name, (low, high) in LEVEL_RANGES.items() if low <= self.severity_number <= high),
+                     "UNSPECIFIED")
+
+    @property
+    def is_error(self) -> bool:
+        return self.level in ("ERROR", "FATAL")
+
+    def contains(self, text: str) -> bool:
+        """Case-insensitive substring, ASCII letters folded and every other byte exact."""
+        return text.encode().lower() in self.body.encode().lower()
+
+
+_BODIES = (
+    "Connection REFUSED by db-{n}",
+    "user 'alice' logged in from {n}",
+    "wrote C:\\temp\\report-{n}.csv",
+    "résumé ÉTÉ uploaded ({n} bytes)",
+    "GET /api/cart took {n} ms",
+    "retrying after connection refused: attempt {n}",
+    "50% done, {n} left",
+)
+
+
+def _severity(rng: random.Random, i: int) -> tuple[int, str]:
+    number = rng.choice((0, 30, *range(1, 25))) if i % 9 == 0 else rng.choice((5, 9, 9, 10, 13, 17, 18, 21))
+    level = next((name for name, (low, high) in LEVEL_RANGES.items() if low <= number <= high), "")
+    text = (level.lower(), level, "")[i % 3]
+    return number, text
+
+
+def make_logs(now_s: int, spans: list[Span], *, records: int = 420, seed: int = 12) -> list[LogRecord]:
+    """Records without a trace over the last 50 minutes (including a service with no spans and
+    numbers 0 and 30, which have no level), records of a third of the requests' traces (an
+    ERROR among them when the request failed), one with :data:`TRICKY_TEXT`, and some two
+    hours old."""
+    rng = random.Random(seed)
+    logs: list[LogRecord] = []
+    services = [*ENDPOINTS, LOG_ONLY_SERVICE]
+    for i in range(records):
+        number, text = _severity(rng, i)
+        body = rng.choice(_BODIES).format(n=rng.randrange(10_000))
+        ts_ns = (now_s - 30) * NS - rng.randrange(50 * 60 * NS)
+        logs.append(LogRecord(ts_ns, rng.choices(services, weights=(5, 3, 2, 1))[0], number, text, body))
+    requests = [s for s in spans if s.kind == "Server" and s.parent == "" and s.ts_ns > (now_s - IN_RANGE_S) * NS]
+    for i, span in enumerate(requests[::3]):
+        logs.append(LogRecord(span.ts_ns + 500, span.service, 9, "INFO", f"handling {span.name}", span.trace, span.span))
+        if span.is_error:
+            logs.append(LogRecord(span.ts_ns + 900, span.service, 17 + i % 8, "ERROR",
+                                  f"request failed: upstream connection refused ({i})", span.trace, span.span))
+    logs.append(LogRecord((now_s - 600) * NS + 123, "payments", 17, "ERROR", f"rejected input {TRICKY_TEXT} -- as typed"))
+    for i in range(15):
+        ts_ns = (now_s - 2 * IN_RANGE_S) * NS - rng.randrange(600 * NS)
+        logs.append(LogRecord(ts_ns, OLD_SERVICE if i % 2 else "frontend", 17, "ERROR", "Connection refused long ago"))
+    return logs
+
+
+def to_log_columns(logs: list[LogRecord]) -> LogColumns:
+    columns = LogColumns()
+    for r in logs:
+        columns.Timestamp.append(r.ts_ns)
+        columns.TraceId.append(r.trace)
+        columns.SpanId.append(r.span)
+        columns.TraceFlags.append(1 if r.trace else 0)
+        columns.SeverityText.append(r.severity_text)
+        columns.SeverityNumber.append(r.severity_number)
+        columns.ServiceName.append(r.service)
+        columns.Body.append(r.body)
+        columns.ResourceSchemaUrl.append("")
+        columns.ResourceAttributes.append({"service.name": r.service})
+        columns.ScopeSchemaUrl.append("")
+        columns.ScopeName.append("tests.grafana")
+        columns.ScopeVersion.append("1")
+        columns.ScopeAttributes.append({})
+        columns.LogAttributes.append({})
+        columns.EventName.append("")
     return columns

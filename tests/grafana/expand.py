@@ -9,6 +9,9 @@ Three passes, in the plugin's order:
 2. Template variables (Grafana's template service with the plugin's format function):
    ``$var``, ``${var}``, ``${var:format}``, ``[[var]]``. Without a format an array becomes
    ``'a','b'`` and a single value is inserted raw; "All" stands for every option's value.
+   ``percentencode`` is JavaScript's ``encodeURIComponent`` with ``!'()*`` encoded too
+   (Grafana's ``encodeURIComponentStrict``), an array as ``{a,b}``: all but ASCII letters,
+   digits and ``-_.~`` become ``%XX`` of their UTF-8 bytes.
    Unknown names (``$__timeFilter``, ``$__interval_s``...) are left for the backend.
 3. Backend macros (grafana/sqlds ``interpolate`` with the plugin's ``pkg/macros``): each
    ``$__name`` matched by ``\\$__name\\b(?:\\((.*?)\\))?`` -- a lazy match, so arguments must
@@ -21,6 +24,7 @@ import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 ALL = "$__all"
 
@@ -110,6 +114,7 @@ _FORMATS: dict[str, Callable[[str, Value], str]] = {
     "raw": lambda _, v: ",".join(_each(v)),
     "csv": lambda _, v: ",".join(_each(v)),
     "queryparam": lambda name, v: "&".join(f"var-{name}={s}" for s in _each(v)),
+    "percentencode": lambda _, v: quote(v if isinstance(v, str) else "{" + ",".join(v) + "}", safe=""),
 }
 
 

@@ -31,10 +31,10 @@ def test_committed_json_is_what_build_py_generates() -> None:
     assert committed == rendered, "run: python grafana/build.py"
 
 
-def test_the_four_dashboards_load_with_unique_uids() -> None:
-    assert len(DASHBOARD_FILES) == len(BOARDS) == 4
+def test_the_five_dashboards_load_with_unique_uids() -> None:
+    assert len(DASHBOARD_FILES) == len(BOARDS) == 5
     titles = {b["title"] for b in BOARDS.values()}
-    assert {"Service overview", "Endpoint detail", "Exceptions", "Traces"} == {t.split(" / ")[1] for t in titles}
+    assert {"Service overview", "Endpoint detail", "Exceptions", "Traces", "Logs"} == {t.split(" / ")[1] for t in titles}
 
 
 @pytest.mark.parametrize("uid", BOARD_IDS)
@@ -105,13 +105,51 @@ def test_trace_ids_link_to_the_trace_view() -> None:
                 assert any("/d/otelhouse-traces/" in u and "var-trace_id=" in u for u in urls), p["title"]
 
 
+def test_trace_ids_of_requests_link_to_the_logs_of_the_trace() -> None:
+    for uid, title in (("otelhouse-traces", "Requests"), ("otelhouse-endpoint", "Slowest requests")):
+        (p,) = [p for p in BOARDS[uid]["panels"] if p["title"] == title]
+        assert any(u.startswith("/d/otelhouse-logs/logs?var-trace_id=${__value.raw}") for u in _link_urls(p)), title
+
+
+def test_logs_panel_uses_the_plugins_logs_format_and_columns() -> None:
+    (p,) = [p for p in BOARDS["otelhouse-logs"]["panels"] if p["type"] == "logs"]
+    (target,) = p["targets"]
+    assert (target["format"], target["queryType"]) == (2, "logs")
+    for column in ("AS timestamp", "AS body", "AS level", "AS trace_id"):
+        assert column in target["rawSql"]
+
+
+def test_free_text_of_the_logs_dashboard_is_bound_percent_encoded() -> None:
+    """``sqlstring`` leaves backslashes, which end a ClickHouse literal early; the Logs
+    dashboard's text variables reach SQL only as ``decodeURLComponent('${x:percentencode}')``."""
+    board = BOARDS["otelhouse-logs"]
+    texts = [t["rawSql"] for t in walk(board, "targets") for t in t]
+    for name, var in variables(board).items():
+        if var["type"] in ("textbox", "custom"):
+            for text in texts:
+                assert f"${{{name}:sqlstring}}" not in text and f"${name} " not in text
+            assert any(f"decodeURLComponent('${{{name}:percentencode}}')" in text for text in texts), name
+
+
 def test_clickhouse_datasource_is_in_otel_mode_on_the_otel_database() -> None:
     clickhouse = SOURCES["otelhouse-clickhouse"]
     assert clickhouse["type"] == "grafana-clickhouse-datasource"
     data = clickhouse["jsonData"]
     assert data["traces"]["otelEnabled"] and data["logs"]["otelEnabled"]
     assert (data["traces"]["defaultTable"], data["logs"]["defaultTable"]) == ("otel_traces", "otel_logs")
+    assert data["traces"]["otelVersion"] == data["logs"]["otelVersion"] == "latest"
+    assert data["traces"]["defaultDatabase"] == data["logs"]["defaultDatabase"] == data["defaultDatabase"]
     assert SOURCES["otelhouse-jaeger"]["type"] == "jaeger"
+
+
+def test_logs_columns_are_the_collector_schemas_and_trace_log_links_go_both_ways() -> None:
+    """Outside OTel mode the plugin reads time, level and message from these columns; the
+    "View logs" (on trace ids in trace results) and "View trace" (on trace ids in log
+    results) links are the plugin's ``logs.showLogLinks`` and ``traces.showTraceLinks``."""
+    data = SOURCES["otelhouse-clickhouse"]["jsonData"]
+    logs, traces = data["logs"], data["traces"]
+    assert (logs["timeColumn"], logs["levelColumn"], logs["messageColumn"]) == ("Timestamp", "SeverityText", "Body")
+    assert logs["showLogLinks"] is True and traces["showTraceLinks"] is True
 
 
 def _link_urls(node: Any) -> list[str]:

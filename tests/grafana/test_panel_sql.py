@@ -1,5 +1,6 @@
 """Every panel and variable query, expanded as Grafana and the ClickHouse plugin expand it,
-run on the embedded engine loaded with known spans, against values computed in Python."""
+run on the embedded engine loaded with known spans and log records, against values computed
+in Python."""
 
 from __future__ import annotations
 
@@ -18,10 +19,24 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.storage import StorageConfig, migrate, open_client
+from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
-from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
+from tests.grafana.dataset import (
+    IN_RANGE_S,
+    LEVEL_RANGES,
+    NS,
+    TRICKY_TEXT,
+    Event,
+    LogRecord,
+    Span,
+    make_logs,
+    make_spans,
+    normalize,
+    to_columns,
+    to_log_columns,
+)
 from tests.grafana.expand import ALL, TimeRange, Variable, expand
 
 INTERVAL_S = 60
@@ -37,6 +52,7 @@ class Loaded:
     client: Client
     spans: list[Span]
     time_range: TimeRange
+    logs: list[LogRecord]
 
     def covers(self, ts_ns: int) -> bool:
         """Whether ``$__timeFilter`` keeps this time (the macro works in whole seconds)."""
@@ -44,6 +60,9 @@ class Loaded:
 
     def in_range(self) -> list[Span]:
         return [s for s in self.spans if self.covers(s.ts_ns)]
+
+    def logs_in_range(self) -> list[LogRecord]:
+        return [r for r in self.logs if self.covers(r.ts_ns)]
 
     def run(self, sql: str, values: dict[str, Any], board: dict[str, Any]) -> list[Row]:
         query = expand(sql, self.variables(values, board), self.time_range)
@@ -67,8 +86,10 @@ def loaded(data_dir: Path) -> Iterator[Loaded]:
     now_s = int(time.time())
     spans = make_spans(now_s)
     insert_spans(client, to_columns(spans))
+    logs = make_logs(now_s, spans)
+    insert_logs(client, to_log_columns(logs))
     time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
-    yield Loaded(client, spans, time_range)
+    yield Loaded(client, spans, time_range, logs)
     client.close()
     admin.command(f"DROP DATABASE IF EXISTS {config.database} SYNC")
     admin.close()
@@ -114,7 +135,7 @@ def assert_rows(actual: list[Row], expected: list[Row], *, ordered: bool, ignore
 # ------------------------------------------------------------ expected, in Python
 
 
-def bucket(item: Span | Event) -> float:
+def bucket(item: Span | Event | LogRecord) -> float:
     seconds = item.ts_ns // NS
     return float(seconds - seconds % INTERVAL_S)
 
@@ -246,6 +267,41 @@ def traces_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
             for s in latest]
 
 
+def selected_logs(loaded: Loaded, v: dict[str, Any], *, severity: bool = True) -> list[LogRecord]:
+    """The records the Logs dashboard's variables select: ``any`` severity admits records
+    without a level, a level admits that level and above and never records without one."""
+    service = pick(v["service"])
+    levels = list(LEVEL_RANGES)
+    floor = levels.index(v["severity"]) if v["severity"] in levels else None
+    trace = v["trace_id"].lower()
+
+    def admitted(r: LogRecord) -> bool:
+        if not severity or floor is None:
+            return True
+        return r.level in levels and levels.index(r.level) >= floor
+
+    return [r for r in loaded.logs_in_range()
+            if service(r.service) and r.contains(v["search"]) and trace in ("", r.trace) and admitted(r)]
+
+
+def logs_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    records = selected_logs(loaded, v)
+    if title == "Log volume by severity":
+        counts = Counter((bucket(r), r.level) for r in records)
+        return [{"time": t, "severity": level, "records": n} for (t, level), n in counts.items()]
+    if title == "Error log rate":
+        errors = Counter((bucket(r), r.service) for r in selected_logs(loaded, v, severity=False) if r.is_error)
+        return [{"time": t, "ServiceName": svc, "errors_per_s": n / INTERVAL_S} for (t, svc), n in errors.items()]
+    if title == "Log records":
+        latest = sorted(records, key=lambda r: r.ts_ns, reverse=True)[:1000]
+        return [{"timestamp": r.ts_ns / NS, "body": r.body, "level": r.level, "service": r.service,
+                 "severity_text": r.severity_text, "trace_id": r.trace, "span_id": r.span} for r in latest]
+    assert title == "Top services"
+    by_service = grouped(records, lambda r: (r.service,))
+    rows = [{"service": svc, "records": len(g), "errors": sum(r.is_error for r in g)} for (svc,), g in by_service.items()]
+    return sorted(rows, key=lambda r: (-r["records"], r["service"]))[:20]
+
+
 # -------------------------------------------------------------------------- cases
 
 
@@ -254,6 +310,14 @@ def _cross_service_trace() -> Callable[[Loaded], str]:
         services = grouped(loaded.in_range(), lambda s: (s.trace,))
         return next(t for (t,), g in services.items() if len({s.service for s in g}) > 1)
     return find
+
+
+def _trace_with_error_logs(loaded: Loaded) -> str:
+    """A trace with an ERROR record in range, upper-cased as a user may paste it."""
+    return next(r.trace for r in loaded.logs_in_range() if r.trace and r.is_error).upper()
+
+
+LOGS_ORDERED = ("Log records", "Top services")
 
 
 @dataclass(frozen=True)
@@ -291,6 +355,24 @@ CASES = {
         {"service": ["payments"], "operation": ALL, "min_ms": "", "max_ms": "1e4", "status": "ok",
          "trace_id": "x' OR '1'='1"},
         traces_expected, ordered=("Requests",)),
+    "logs-all": Case(
+        "otelhouse-logs", {"service": ALL, "severity": "any", "search": "", "trace_id": ""}, logs_expected,
+        ordered=LOGS_ORDERED),
+    "logs-one-service-warn": Case(
+        "otelhouse-logs", {"service": "checkout", "severity": "WARN", "search": "", "trace_id": ""}, logs_expected,
+        ordered=LOGS_ORDERED),
+    "logs-search-info": Case(
+        "otelhouse-logs", {"service": ALL, "severity": "INFO", "search": "REFUSED", "trace_id": ""}, logs_expected,
+        ordered=LOGS_ORDERED),
+    "logs-search-backslash-path": Case(
+        "otelhouse-logs", {"service": ALL, "severity": "any", "search": "c:\\temp\\", "trace_id": ""},
+        logs_expected, ordered=LOGS_ORDERED),
+    "logs-search-quotes-and-backslash": Case(
+        "otelhouse-logs", {"service": ALL, "severity": "ERROR", "search": TRICKY_TEXT.upper(), "trace_id": ""},
+        logs_expected, ordered=LOGS_ORDERED),
+    "logs-of-a-trace": Case(
+        "otelhouse-logs", {"service": ALL, "severity": "any", "search": "", "trace_id": _trace_with_error_logs},
+        logs_expected, ordered=LOGS_ORDERED),
 }
 
 
@@ -371,6 +453,7 @@ def test_exception_groups_have_distinct_ids(loaded: Loaded) -> None:
 
 VARIABLE_CASES = [
     ("otelhouse-overview", "service", {"service": ALL}),
+    ("otelhouse-logs", "service", {"service": ALL}),
     ("otelhouse-endpoint", "operation", {"service": "checkout", "operation": ALL}),
     ("otelhouse-traces", "operation", {"service": ["frontend", "payments"], "operation": ALL, "min_ms": "",
                                        "max_ms": "", "status": "any", "trace_id": ""}),
@@ -384,7 +467,9 @@ def test_variable_query_lists_the_values_in_range(loaded: Loaded, uid: str, name
     values = {**{n: "" for n in defined}, **values}
     rows = loaded.run(defined[name]["query"], values, board)
     spans = loaded.in_range()
-    if name == "service":
+    if uid == "otelhouse-logs":
+        expected = sorted({r.service for r in loaded.logs_in_range()})
+    elif name == "service":
         expected = sorted({s.service for s in spans})
     else:
         expected = sorted({s.name for s in requests(loaded, {**values, "operation": ALL})})
