@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
 
 from tests.receiver.http_harness import HttpReceiver
+
+
+class Records(logging.Handler):
+    """Keeps every record it handles, for comparing with what was exported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @pytest.fixture(params=["grpc", "http/protobuf"])

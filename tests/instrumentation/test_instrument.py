@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from otelhouse.instrumentation import instrument_app, instrumentation_of, uninstrument_app
 from tests.app_server import serving
+from tests.instrumentation.conftest import Records
 
 Stored = Callable[..., list[dict[str, Any]]]
 LOGGER = "tests.instrumentation.app"
@@ -36,15 +37,6 @@ def make_app() -> FastAPI:
         raise PaymentDeclined("card 4242 declined: insufficient funds")
 
     return app
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture(params=["lean", "contrib"])

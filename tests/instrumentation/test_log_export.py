@@ -19,6 +19,7 @@ from otelhouse.core.addresses import free_port
 from otelhouse.instrumentation import instrument_app, uninstrument_app
 from otelhouse.instrumentation.log_export import ExportingHandler
 from tests.app_server import serving
+from tests.instrumentation.conftest import Records
 
 Stored = Callable[..., list[dict[str, Any]]]
 LOGGER = "tests.instrumentation.logged"
@@ -54,15 +55,6 @@ def make_app() -> FastAPI:
         return {"quiet": True}
 
     return app
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture
