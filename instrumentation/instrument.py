@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -67,10 +68,16 @@ class Instrumentation:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export the spans ended and the records logged so far; True when they all went out
-        in time."""
+        in time. Under ``opentelemetry-instrument`` (engine ``external``) those are the global
+        providers' spans and log records."""
         flush = getattr(self.tracer_provider, "force_flush", None)
         spans = bool(flush(timeout_millis)) if flush else True
-        logs = self.logs.force_flush(timeout_millis) if self.logs else True
+        logs = True
+        if self.logs:
+            logs = self.logs.force_flush(timeout_millis)
+        elif self.engine == "external":
+            flush_logs = getattr(get_logger_provider(), "force_flush", None)
+            logs = bool(flush_logs(timeout_millis)) if flush_logs else True
         return spans and logs
 
     def shutdown(self, timeout_millis: int = 30_000) -> bool:

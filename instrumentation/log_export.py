@@ -57,7 +57,9 @@ def level_number(level: int | str) -> int:
         return level
     number = logging.getLevelName(level.strip().upper())
     if not isinstance(number, int):
-        raise ValueError(f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        raise ValueError(
+            f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
     return number
 
 
