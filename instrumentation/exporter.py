@@ -1,10 +1,11 @@
-"""Which OTLP exporter the helper builds, and where it sends.
+"""Which OTLP exporters the helper builds, and where they send.
 
-The SDK exporters already read ``OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,HEADERS,INSECURE,
+The SDK exporters already read ``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]{ENDPOINT,HEADERS,INSECURE,
 TIMEOUT,COMPRESSION,CERTIFICATE}`` when an argument is left ``None``, so this module only adds
-what they leave to the caller: choosing gRPC or HTTP from ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
-(the SDK reads that only in ``opentelemetry-instrument``), and reading an explicit endpoint the
-way ``OTEL_EXPORTER_OTLP_ENDPOINT`` is read, so ``"127.0.0.1:4317"`` just works.
+what they leave to the caller: choosing gRPC or HTTP from
+``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]PROTOCOL`` (the SDK reads that only in
+``opentelemetry-instrument``), and reading an explicit endpoint the way
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is read, so ``"127.0.0.1:4317"`` just works for both signals.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ from collections.abc import Mapping
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http/protobuf")
 Encoder = Literal["wire", "sdk"]
 ENCODERS: tuple[Encoder, ...] = ("wire", "sdk")
+OtlpSignal = Literal["traces", "logs"]
 TRACES_PATH = "/v1/traces"
 
 
-def resolve_protocol(protocol: str | None, env: Mapping[str, str] = os.environ) -> Protocol:
-    """The argument, else the traces-specific env var, else the general one, else gRPC."""
+def resolve_protocol(
+    protocol: str | None, env: Mapping[str, str] = os.environ, signal: OtlpSignal = "traces"
+) -> Protocol:
+    """The argument, else the signal's own env var (``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``,
+    ``OTEL_EXPORTER_OTLP_LOGS_PROTOCOL``), else the general one, else gRPC."""
     chosen = (
         protocol
-        or env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
         or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "grpc"
     ).strip()
@@ -39,12 +45,15 @@ def resolve_protocol(protocol: str | None, env: Mapping[str, str] = os.environ) 
     return cast(Protocol, chosen)
 
 
-def exporter_endpoint(endpoint: str, protocol: Protocol) -> str:
-    """An explicit endpoint as the exporter wants it.
+def exporter_endpoint(endpoint: str, protocol: Protocol, signal: OtlpSignal = "traces") -> str:
+    """An explicit endpoint as the signal's exporter wants it.
 
     A bare ``host:port`` means plaintext (``http://``): the common case is a local receiver,
     and the gRPC exporter would otherwise try TLS. For OTLP/HTTP a URL without a path is a
-    base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` is, so ``/v1/traces`` is appended.
+    base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` is, so ``/v1/traces`` (``/v1/logs``) is
+    appended. The endpoint is given for traces, so for logs a path ending in ``/v1/traces``
+    becomes ``/v1/logs``; any other path names a traces URL the logs one cannot be derived
+    from, which is a ``ValueError``.
     """
     endpoint = endpoint.strip()
     if not endpoint:
@@ -54,9 +63,18 @@ def exporter_endpoint(endpoint: str, protocol: Protocol) -> str:
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"OTLP endpoint {endpoint!r} is not host:port or an http(s):// URL")
-    if protocol == "http/protobuf" and parts.path in ("", "/"):
-        return endpoint.rstrip("/") + TRACES_PATH
-    return endpoint
+    if protocol != "http/protobuf":
+        return endpoint
+    if parts.path in ("", "/"):
+        return f"{endpoint.rstrip('/')}/v1/{signal}"
+    if signal == "traces":
+        return endpoint
+    if parts.path.endswith(TRACES_PATH):
+        return parts._replace(path=parts.path[: -len(TRACES_PATH)] + f"/v1/{signal}").geturl()
+    raise ValueError(
+        f"OTLP endpoint {endpoint!r}: its path does not end in {TRACES_PATH}, so the {signal} "
+        f"URL cannot be derived from it; pass the base URL, or export_logs=False"
+    )
 
 
 def build_exporter(
@@ -85,3 +103,24 @@ def build_exporter(
     )
 
     return HTTPSpanExporter(endpoint=target, headers=dict(headers) if headers else None)
+
+
+def build_log_exporter(
+    protocol: Protocol,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> LogRecordExporter:
+    """The SDK's OTLP log exporter; ``endpoint`` is the one given for traces (see
+    :func:`exporter_endpoint`), and ``None`` arguments fall through to the SDK's env handling
+    (``OTEL_EXPORTER_OTLP_LOGS_*`` over ``OTEL_EXPORTER_OTLP_*``)."""
+    target = exporter_endpoint(endpoint, protocol, "logs") if endpoint else None
+    given = dict(headers) if headers else None
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(endpoint=target, headers=given)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HTTPLogExporter,
+    )
+
+    return HTTPLogExporter(endpoint=target, headers=given)

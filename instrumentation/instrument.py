@@ -1,4 +1,4 @@
-"""One call that makes a FastAPI app send traces to otelhouse (or any OTLP backend).
+"""One call that makes a FastAPI app send traces and logs to otelhouse (or any OTLP backend).
 
 ``instrument_app`` returns an :class:`Instrumentation` handle instead of touching the global
 ``TracerProvider``: OpenTelemetry lets a process set that only once, and a handle per app lets
@@ -17,13 +17,15 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from otelhouse.instrumentation.exporter import build_exporter, resolve_protocol
+from otelhouse.instrumentation.exporter import build_exporter, build_log_exporter, resolve_protocol
+from otelhouse.instrumentation.log_export import LogExport, level_number, logs_export_wanted
 from otelhouse.instrumentation.logs import disable_log_correlation, enable_log_correlation
 from otelhouse.instrumentation.resource import build_resource
 from otelhouse.instrumentation.server_span import ServerSpanMiddleware
@@ -53,6 +55,8 @@ class Instrumentation:
     """``lean`` or ``contrib`` as asked, or ``external`` when the app was already instrumented
     (``opentelemetry-instrument``): then only the trace header and log correlation were added."""
     correlate_logs: bool
+    logs: LogExport | None
+    """Where the app's ``logging`` records are exported, when they are."""
     _previous_build: Callable[[], object] = field(repr=False)
     _previous_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = field(repr=False)
     _active: bool = field(default=True, repr=False)
@@ -63,22 +67,35 @@ class Instrumentation:
         return self.tracer_provider.get_tracer("instrumentation")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export the spans ended so far; True when they all went out in time."""
+        """Export the spans ended and the records logged so far; True when they all went out
+        in time. Under ``opentelemetry-instrument`` (engine ``external``) those are the global
+        providers' spans and log records."""
         flush = getattr(self.tracer_provider, "force_flush", None)
-        return bool(flush(timeout_millis)) if flush else True
+        spans = bool(flush(timeout_millis)) if flush else True
+        logs = True
+        if self.logs:
+            logs = self.logs.force_flush(timeout_millis)
+        elif self.engine == "external":
+            flush_logs = getattr(get_logger_provider(), "force_flush", None)
+            logs = bool(flush_logs(timeout_millis)) if flush_logs else True
+        return spans and logs
 
     def shutdown(self, timeout_millis: int = 30_000) -> bool:
-        """Flush, then end the provider if the helper built it (it cannot be used again).
+        """Flush, then end the tracer provider if the helper built it and the log export
+        (its handler leaves the logger); neither can be used again.
 
-        True when every span went out: the export was acknowledged, and otelhouse
+        True when every span and record went out: the export was acknowledged, and otelhouse
         acknowledges only what it has stored."""
         flushed = self.force_flush(timeout_millis)
         if self.owns_provider and isinstance(self.tracer_provider, TracerProvider):
             self.tracer_provider.shutdown()
+        if self.logs:
+            flushed = self.logs.close(timeout_millis) and flushed
         return flushed
 
     def uninstrument(self) -> None:
-        """Undo everything :func:`instrument_app` did to the app; the provider stays usable."""
+        """Undo everything :func:`instrument_app` did to the app; the tracer provider stays
+        usable, the log export is closed (its records flushed, its handler removed)."""
         if not self._active:
             return
         self._active = False
@@ -89,6 +106,8 @@ class Instrumentation:
         self.app.middleware_stack = None
         if self.correlate_logs:
             disable_log_correlation()
+        if self.logs:
+            self.logs.close()
         delattr(self.app.state, STATE_KEY)
 
 
@@ -132,10 +151,14 @@ def instrument_app(
     excluded_urls: str | None = None,
     trace_header: str | None = DEFAULT_TRACE_HEADER,
     correlate_logs: bool = True,
+    export_logs: bool | None = None,
+    log_level: int | str = logging.INFO,
+    logger_name: str | None = None,
     exclude_spans: Iterable[str] = DEFAULT_EXCLUDED_SPANS,
     meter_provider: MeterProvider | None = None,
 ) -> Instrumentation:
-    """Trace every request of ``app`` and export the spans over OTLP.
+    """Trace every request of ``app`` and export the spans, and its ``logging`` records, over
+    OTLP.
 
     Unset arguments fall back to the standard env vars: ``OTEL_SERVICE_NAME`` and
     ``OTEL_RESOURCE_ATTRIBUTES`` for the resource; ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
@@ -153,7 +176,19 @@ def instrument_app(
     2-3x the CPU), where ``exclude_spans`` drops its per-message send/receive spans and
     ``meter_provider`` receives its metrics (none by default: otelhouse stores traces).
 
-    Spans are flushed when the server runs the app's lifespan shutdown; call
+    ``export_logs`` (default: ``OTEL_LOGS_EXPORTER``, ``otlp`` unless ``none``) sends the
+    records of the logger ``logger_name`` (root by default) and its children at ``log_level``
+    and above as OpenTelemetry logs, with the service's resource and the ids of the span that
+    was current, to the same endpoint, protocol and headers as the spans
+    (``OTEL_EXPORTER_OTLP_LOGS_*`` where no argument is given; ``OTEL_BLRP_*`` for batching).
+    The logger's level is lowered to ``log_level`` while instrumented if it is higher. Logs
+    are exported only where the helper exports spans: not with ``tracer_provider`` (passing
+    ``export_logs=True`` with it is a ``ValueError``), nor under ``opentelemetry-instrument``,
+    whose ``OTEL_LOGS_EXPORTER`` setup owns them. A logger that already exports (another app's
+    ``instrument_app``, ``opentelemetry-instrument``) is a ``ValueError``: choose another
+    ``logger_name`` per app.
+
+    Spans and records are flushed when the server runs the app's lifespan shutdown; call
     ``handle.shutdown()`` yourself where no lifespan runs. Calling this again for the same
     app returns the first handle unchanged.
     """
@@ -165,11 +200,18 @@ def instrument_app(
             "instrument_app: pass either tracer_provider or exporter settings "
             "(exporter/endpoint/protocol/headers), not both; add the exporter to your provider"
         )
+    if tracer_provider is not None and export_logs:
+        raise ValueError(
+            "instrument_app: export_logs=True needs the helper's own export; with "
+            "tracer_provider, set up log export on your side"
+        )
     if engine not in ENGINES:
         raise ValueError(
             f"instrument_app: engine must be one of {', '.join(ENGINES)}, not {engine!r}"
         )
 
+    threshold = level_number(log_level)
+    logs: LogExport | None = None
     if getattr(app, "_is_instrumented_by_opentelemetry", False):
         logger.info("app already instrumented by OpenTelemetry; adding only header and logs")
         applied, provider, owns_provider = "external", trace.get_tracer_provider(), False
@@ -190,6 +232,18 @@ def instrument_app(
             )
             provider.add_span_processor(BatchSpanProcessor(span_exporter))
             owns_provider = True
+            if logs_export_wanted(export_logs):
+                log_protocol = resolve_protocol(protocol, signal="logs")
+                try:
+                    logs = LogExport.attach(
+                        resource,
+                        lambda: build_log_exporter(log_protocol, endpoint, headers),
+                        threshold,
+                        logger_name,
+                    )
+                except Exception:
+                    provider.shutdown()
+                    raise
     if applied == "contrib":
         FastAPIInstrumentor.instrument_app(
             app,
@@ -220,6 +274,7 @@ def instrument_app(
         owns_provider=owns_provider,
         engine=applied,
         correlate_logs=correlate_logs,
+        logs=logs,
         _previous_build=previous_build,
         _previous_lifespan=app.router.lifespan_context,
     )

@@ -29,7 +29,7 @@ from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
 from otelhouse.serve import SIGNALS
 from otelhouse.storage import migrate, open_client
-from otelhouse.storage.tables import TRACES_TABLE
+from otelhouse.storage.tables import LOGS_TABLE, TRACES_TABLE
 from tests.receiver.http_harness import HttpReceiver
 
 STORED_SPAN_COLUMNS = (
@@ -37,6 +37,10 @@ STORED_SPAN_COLUMNS = (
     "StatusMessage, SpanAttributes, ResourceAttributes, HttpMethod, HttpRoute, "
     "HttpStatusCode, ClientAddress, `Events.Name` AS EventNames, "
     "`Events.Attributes` AS EventAttributes"
+)
+STORED_LOG_COLUMNS = (
+    "toUnixTimestamp64Nano(Timestamp) AS TimestampNs, TraceId, SpanId, SeverityText, "
+    "SeverityNumber, ServiceName, Body, ResourceAttributes, ScopeName, LogAttributes"
 )
 
 
@@ -178,6 +182,18 @@ def stored(storage: Client) -> Callable[..., list[dict[str, Any]]]:
 
     def fetch(where: str = "1", **parameters: Any) -> list[dict[str, Any]]:
         sql = f"SELECT {STORED_SPAN_COLUMNS} FROM {TRACES_TABLE} WHERE {where} ORDER BY Timestamp"
+        return list(storage.query(sql, parameters=parameters).named_results())
+
+    return fetch
+
+
+@pytest.fixture
+def stored_logs(storage: Client) -> Callable[..., list[dict[str, Any]]]:
+    """``stored_logs(where, **params)``: the matching ``otel_logs`` rows, oldest first; like
+    ``stored``, complete once a flush of the exporting side returned True."""
+
+    def fetch(where: str = "1", **parameters: Any) -> list[dict[str, Any]]:
+        sql = f"SELECT {STORED_LOG_COLUMNS} FROM {LOGS_TABLE} WHERE {where} ORDER BY Timestamp"
         return list(storage.query(sql, parameters=parameters).named_results())
 
     return fetch

@@ -7,8 +7,10 @@ import asyncio
 import logging
 from typing import Any
 
-CHATTY_LOGGERS = ("httpx", "otelhouse.demo.services")
+CHATTY_LOGGERS = ("httpx",)
 """A line per request from these would bury the progress lines; ``-v`` lets them through."""
+SERVICES_LOGGER = "otelhouse.demo.services"
+"""The services' lines go to otelhouse as logs, and to the console only with ``-v``."""
 
 
 def _positive(text: str) -> float:
@@ -94,6 +96,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        services = logging.getLogger(SERVICES_LOGGER)
+        services.propagate = False
+        services.addHandler(logging.NullHandler())
     tally = Tally()
     try:
         asyncio.run(run_demo(options, tally))

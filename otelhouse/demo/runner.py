@@ -1,5 +1,5 @@
 """Run the demo: both services and the load generator in one event loop, until the duration
-ends or Ctrl-C, then stop the servers and flush every span before returning."""
+ends or Ctrl-C, then stop the servers and flush every span and log record before returning."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from otelhouse.demo.load import Tally, generate_load, report_progress
-from otelhouse.demo.services import Behaviour, create_inventory_app, create_shop_app
+from otelhouse.demo.services import (
+    INVENTORY_LOGGER,
+    SHOP_LOGGER,
+    Behaviour,
+    create_inventory_app,
+    create_shop_app,
+)
 from otelhouse.instrumentation.instrument import Instrumentation, instrument_app
 from otelhouse.version import __version__
 
@@ -120,8 +126,12 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
             service_version=__version__,
             environment="demo",
             endpoint=options.otlp_endpoint,
+            logger_name=logger,
         )
-        for name, app in (("inventory", inventory), ("shop", shop))
+        for name, app, logger in (
+            ("inventory", inventory, INVENTORY_LOGGER),
+            ("shop", shop, SHOP_LOGGER),
+        )
     ]
     running = []
     try:
@@ -129,7 +139,7 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
         until = f"for {options.duration_s:g} s" if options.duration_s else "until Ctrl-C"
         print(
             f"shop at {url_of(shop_socket)} calls inventory at {url_of(inventory_socket)}; "
-            f"spans go to {options.otlp_endpoint}\n"
+            f"spans and logs go to {options.otlp_endpoint}\n"
             f"sending {options.rate:g} requests/s {until}",
             flush=True,
         )
@@ -147,7 +157,7 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
         finally:
             progress.cancel()
     finally:
-        print("stopping services and flushing spans ...", flush=True)
+        print("stopping services and flushing spans and logs ...", flush=True)
         await stop_servers(running)
         for sock in (inventory_socket, shop_socket):
             sock.close()

@@ -2,7 +2,11 @@
 
 Every kind of request a trace view has to show is here: fast ones, slow ones, ones that fail
 with a 5xx now and then, ones that raise, client errors (404), and requests that cross from
-shop to inventory over HTTP with the trace context propagated in ``traceparent``.
+shop to inventory over HTTP with the trace context propagated in ``traceparent``. Each
+service logs to a logger of its own (:data:`SHOP_LOGGER`, :data:`INVENTORY_LOGGER`): a line at
+info per request, a warning when one is slow or inventory is busy, an error when one fails
+(``logger.exception`` where it raised), so with ``instrument_app(..., logger_name=...)`` every
+trace has its logs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from otelhouse.instrumentation.instrument import instrumentation_of
 
-logger = logging.getLogger(__name__)
+SHOP_LOGGER = f"{__name__}.shop"
+INVENTORY_LOGGER = f"{__name__}.inventory"
+SLOW_REQUEST_S = 0.5
+"""Requests slower than this log a warning."""
 
 STOCK: dict[str, int] = {"apple": 120, "pear": 40, "plum": 0, "kiwi": 75, "fig": 12}
 PRICES_CENTS: dict[str, int] = {"apple": 45, "pear": 60, "plum": 80, "kiwi": 35, "fig": 150}
@@ -46,11 +53,14 @@ class Behaviour:
 def create_inventory_app(behaviour: Behaviour | None = None) -> FastAPI:
     behaviour = behaviour or Behaviour()
     app = FastAPI(title="inventory")
+    logger = logging.getLogger(INVENTORY_LOGGER)
 
     @app.get("/stock/{sku}")
     async def stock(sku: str) -> dict[str, object]:
         if sku not in STOCK:
+            logger.info("stock of unknown sku %r asked for", sku)
             raise HTTPException(status_code=404, detail=f"unknown sku {sku!r}")
+        logger.info("stock of %s: %d", sku, STOCK[sku])
         return {"sku": sku, "available": STOCK[sku]}
 
     @app.post("/reservations")
@@ -60,7 +70,9 @@ def create_inventory_app(behaviour: Behaviour | None = None) -> FastAPI:
             logger.warning("warehouse lock timed out for %s", sku)
             raise HTTPException(status_code=503, detail="warehouse busy, retry later")
         if STOCK.get(sku, 0) < quantity:
+            logger.info("cannot reserve %d %s: %d left", quantity, sku, STOCK.get(sku, 0))
             raise HTTPException(status_code=409, detail=f"only {STOCK.get(sku, 0)} {sku} left")
+        logger.info("reserved %d %s", quantity, sku)
         return {"sku": sku, "reserved": quantity}
 
     return app
@@ -82,20 +94,24 @@ def create_shop_app(inventory_url: str, behaviour: Behaviour | None = None) -> F
             yield
 
     app = FastAPI(title="shop", lifespan=lifespan)
+    logger = logging.getLogger(SHOP_LOGGER)
 
     def inventory(request: Request) -> httpx.AsyncClient:
         return request.app.state.inventory
 
     @app.get("/products")
     async def products() -> list[dict[str, object]]:
+        logger.info("listing %d products", len(PRICES_CENTS))
         return [{"sku": sku, "price_cents": price} for sku, price in PRICES_CENTS.items()]
 
     @app.get("/products/{sku}")
     async def product(sku: str, request: Request) -> dict[str, object]:
         answer = await inventory(request).get(f"/stock/{sku}")
         if answer.status_code == 404:
+            logger.info("no product %r", sku)
             raise HTTPException(status_code=404, detail=f"no product {sku!r}")
         answer.raise_for_status()
+        logger.info("product %s shown", sku)
         return {"sku": sku, "price_cents": PRICES_CENTS[sku], **answer.json()}
 
     @app.post("/checkout")
@@ -107,20 +123,30 @@ def create_shop_app(inventory_url: str, behaviour: Behaviour | None = None) -> F
             "/reservations", params={"sku": sku, "quantity": quantity}
         )
         if answer.status_code >= 500:
-            logger.warning("checkout of %s failed: inventory answered %s", sku, answer.status_code)
+            logger.error("checkout of %s failed: inventory answered %s", sku, answer.status_code)
             raise HTTPException(status_code=502, detail="inventory unavailable")
         if answer.status_code >= 400:
+            logger.info("checkout of %s refused: inventory answered %s", sku, answer.status_code)
             raise HTTPException(status_code=answer.status_code, detail=answer.json()["detail"])
         logger.info("checkout of %d %s for %d cents", quantity, sku, total)
         return {"sku": sku, "quantity": quantity, "total_cents": total}
 
     @app.get("/reports/sales")
     async def sales_report() -> dict[str, object]:
-        await asyncio.sleep(behaviour.pause(behaviour.slow_seconds))
+        pause = behaviour.pause(behaviour.slow_seconds)
+        await asyncio.sleep(pause)
+        if pause > SLOW_REQUEST_S:
+            logger.warning("sales report took %.2f s, over %.1f s", pause, SLOW_REQUEST_S)
+        else:
+            logger.info("sales report took %.2f s", pause)
         return {"orders": behaviour.rng.randint(10, 500)}
 
     @app.get("/recommendations")
     async def recommendations() -> dict[str, object]:
-        raise LookupError("recommendation model not loaded")
+        try:
+            raise LookupError("recommendation model not loaded")
+        except LookupError:
+            logger.exception("recommendations failed")
+            raise
 
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
 from otelhouse.instrumentation.exporter import build_exporter, exporter_endpoint, resolve_protocol
+from otelhouse.instrumentation.log_export import level_number, logs_export_wanted
 from otelhouse.instrumentation.resource import build_resource
 
 GENERAL = "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -85,3 +88,61 @@ def test_resource_code_values_win_env_fills_the_rest(monkeypatch: pytest.MonkeyP
     from_code = build_resource("shop", "1.0", "prod").attributes
     assert (from_code["service.name"], from_code["service.version"]) == ("shop", "1.0")
     assert (from_code["deployment.environment.name"], from_code["team"]) == ("prod", "core")
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "expected"),
+    [
+        (None, {TRACES: "http/protobuf"}, "grpc"),
+        (None, {GENERAL: "http/protobuf", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc"}, "grpc"),
+        ("http/protobuf", {"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc"}, "http/protobuf"),
+    ],
+)
+def test_logs_protocol_reads_the_logs_env_var(
+    argument: str | None, env: dict[str, str], expected: str
+) -> None:
+    assert resolve_protocol(argument, env, signal="logs") == expected
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "expected"),
+    [
+        ("127.0.0.1:4317", "grpc", "http://127.0.0.1:4317"),
+        ("localhost:4318", "http/protobuf", "http://localhost:4318/v1/logs"),
+        ("http://collector:4318/v1/traces", "http/protobuf", "http://collector:4318/v1/logs"),
+        ("https://c.example/otlp/v1/traces", "http/protobuf", "https://c.example/otlp/v1/logs"),
+    ],
+)
+def test_logs_endpoint_is_derived_from_the_traces_one(
+    endpoint: str, protocol: str, expected: str
+) -> None:
+    assert exporter_endpoint(endpoint, protocol, "logs") == expected  # type: ignore[arg-type]
+
+
+def test_logs_endpoint_that_cannot_be_derived_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="export_logs=False"):
+        exporter_endpoint("http://collector:4318/custom/traces", "http/protobuf", "logs")
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "expected"),
+    [
+        (None, {}, True),
+        (None, {"OTEL_LOGS_EXPORTER": "otlp"}, True),
+        (None, {"OTEL_LOGS_EXPORTER": " none "}, False),
+        (True, {"OTEL_LOGS_EXPORTER": "none"}, True),
+        (False, {"OTEL_LOGS_EXPORTER": "otlp"}, False),
+    ],
+)
+def test_logs_export_argument_then_otel_logs_exporter(
+    argument: bool | None, env: dict[str, str], expected: bool
+) -> None:
+    assert logs_export_wanted(argument, env) is expected
+
+
+def test_other_logs_exporters_and_levels_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="otlp or none"):
+        logs_export_wanted(None, {"OTEL_LOGS_EXPORTER": "console"})
+    with pytest.raises(ValueError, match="unknown log level"):
+        level_number("verbose")
+    assert (level_number("info"), level_number(logging.ERROR)) == (logging.INFO, logging.ERROR)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from otelhouse.instrumentation import instrument_app, instrumentation_of, uninstrument_app
 from tests.app_server import serving
-from tests.receiver.http_harness import HttpReceiver
+from tests.instrumentation.conftest import Records
 
 Stored = Callable[..., list[dict[str, Any]]]
 LOGGER = "tests.instrumentation.app"
@@ -39,15 +39,6 @@ def make_app() -> FastAPI:
     return app
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(params=["lean", "contrib"])
 def engine(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -60,17 +51,6 @@ def log_records() -> Records:
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
-
-
-@pytest.fixture(params=["grpc", "http/protobuf"])
-def export_to(
-    request: pytest.FixtureRequest, start_http_receiver: Callable[..., HttpReceiver]
-) -> dict[str, str]:
-    """``instrument_app`` arguments that export to a real receiver over each OTLP protocol."""
-    http = start_http_receiver()
-    if request.param == "grpc":
-        return {"endpoint": http.thread.endpoint}
-    return {"endpoint": http.traces_url, "protocol": request.param}
 
 
 def test_server_span_carries_route_status_method_client_and_header(

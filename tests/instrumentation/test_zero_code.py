@@ -55,14 +55,43 @@ WITH_HELPER = "tests.instrumentation.zero_code_helper_app"
 ZERO_CODE = [str(BIN / "opentelemetry-instrument")]
 
 
-@pytest.mark.parametrize(
-    ("launcher", "module", "stop", "has_header"),
-    [
-        pytest.param(ZERO_CODE, PLAIN, signal.SIGINT, False, id="zero-code"),
-        pytest.param(ZERO_CODE, WITH_HELPER, signal.SIGTERM, True, id="zero-code+helper"),
-        pytest.param([], WITH_HELPER, signal.SIGTERM, True, id="helper-env-only"),
-    ],
-)
+LAUNCHERS = [
+    pytest.param(ZERO_CODE, PLAIN, signal.SIGINT, False, id="zero-code"),
+    pytest.param(ZERO_CODE, WITH_HELPER, signal.SIGTERM, True, id="zero-code+helper"),
+    pytest.param([], WITH_HELPER, signal.SIGTERM, True, id="helper-env-only"),
+]
+"""SIGINT for bare zero-code: uvicorn re-raises SIGTERM after its graceful shutdown, which
+kills the process before the SDK's exit-time flush; the helper flushes on lifespan shutdown,
+so it survives SIGTERM (how containers are stopped)."""
+
+
+def serve_and_call(
+    launcher: list[str],
+    module: str,
+    stop: signal.Signals,
+    env: dict[str, str],
+    paths: list[str],
+) -> tuple[list[httpx.Response], str]:
+    """Run ``uvicorn module:app`` under ``launcher``, GET ``paths``, stop it with ``stop``;
+    the answers and everything the server printed."""
+    port = free_port()
+    command = [*launcher, str(BIN / "uvicorn"), f"{module}:app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, server)
+        with httpx.Client(base_url=base) as client:
+            answers = [client.get(path) for path in paths]
+    finally:
+        server.send_signal(stop)
+        output = server.communicate(timeout=30)[0].decode()
+    return answers, output
+
+
+@pytest.mark.parametrize(("launcher", "module", "stop", "has_header"), LAUNCHERS)
 def test_env_configured_server_stores_spans(
     receiver: Any,
     stored: Stored,
@@ -71,28 +100,14 @@ def test_env_configured_server_stores_spans(
     stop: signal.Signals,
     has_header: bool,
 ) -> None:
-    """SIGINT for bare zero-code: uvicorn re-raises SIGTERM after its graceful shutdown, which
-    kills the process before the SDK's exit-time flush; the helper flushes on lifespan
-    shutdown, so it survives SIGTERM (how containers are stopped)."""
     service = f"zero-code-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    command = [*launcher, str(BIN / "uvicorn"), f"{module}:app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=zero_code_env(service, receiver.endpoint),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    answers, output = serve_and_call(
+        launcher,
+        module,
+        stop,
+        zero_code_env(service, receiver.endpoint),
+        ["/hello/ada", "/hello/bob", "/fail"],
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base, server)
-        with httpx.Client(base_url=base) as client:
-            answers = [client.get("/hello/ada"), client.get("/hello/bob"), client.get("/fail")]
-    finally:
-        server.send_signal(stop)
-        output = server.communicate(timeout=30)[0].decode()
 
     assert [a.status_code for a in answers] == [200, 200, 500]
     assert ("x-trace-id" in answers[0].headers) is has_header
@@ -106,3 +121,38 @@ def test_env_configured_server_stores_spans(
     assert requests[2]["EventAttributes"][0]["exception.message"] == "zero-code failure"
     if has_header:
         assert [a.headers["x-trace-id"] for a in answers] == [r["TraceId"] for r in requests]
+
+
+@pytest.mark.parametrize(("launcher", "module", "stop", "has_header"), LAUNCHERS)
+def test_env_configured_server_stores_logs_of_its_requests_once(
+    receiver: Any,
+    stored: Stored,
+    stored_logs: Stored,
+    launcher: list[str],
+    module: str,
+    stop: signal.Signals,
+    has_header: bool,
+) -> None:
+    """``OTEL_LOGS_EXPORTER=otlp`` with the SDK's logging handler: under
+    ``opentelemetry-instrument`` the helper leaves log export to it, so every record is
+    stored once whoever exports it."""
+    service = f"zero-code-logs-{uuid.uuid4().hex[:8]}"
+    env = zero_code_env(service, receiver.endpoint)
+    env["OTEL_LOGS_EXPORTER"] = "otlp"
+    env["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"] = "true"
+    names = ["ada", "bob"]
+    answers, output = serve_and_call(
+        launcher, module, stop, env, [f"/hello/{name}" for name in names]
+    )
+
+    assert [a.status_code for a in answers] == [200, 200]
+    requests = stored("ServiceName = {s:String} AND SpanKind = 'Server'", s=service)
+    where = "ServiceName = {s:String} AND ScopeName = {l:String}"
+    logs = stored_logs(where, s=service, l=PLAIN)
+    assert [(r["SeverityText"], r["Body"]) for r in logs] == [
+        ("WARN", f"greeting {name}") for name in names
+    ], output
+    assert [(r["TraceId"], r["SpanId"]) for r in logs] == [
+        (r["TraceId"], r["SpanId"]) for r in requests
+    ]
+    assert all(r["ResourceAttributes"]["service.name"] == service for r in logs)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 app = FastAPI()
+logger = logging.getLogger(__name__)
 
 
 @app.get("/healthz")
@@ -14,6 +17,7 @@ async def healthz() -> str:
 
 @app.get("/hello/{name}")
 async def hello(name: str) -> dict[str, str]:
+    logger.warning("greeting %s", name)
     return {"hello": name}
 
 

@@ -1,5 +1,5 @@
-"""The demo services propagate one trace across two services; ``otelhouse demo`` runs until
-Ctrl-C and leaves every answered request stored."""
+"""The demo services propagate one trace across two services and log into it; ``otelhouse
+demo`` runs until Ctrl-C and leaves every answered request stored, with its logs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ import pytest
 
 from otelhouse.instrumentation import Instrumentation, instrument_app
 from otelhouse.demo.runner import DemoError, check_reachable
-from otelhouse.demo.services import Behaviour, create_inventory_app, create_shop_app
+from otelhouse.demo.services import (
+    INVENTORY_LOGGER,
+    SHOP_LOGGER,
+    Behaviour,
+    create_inventory_app,
+    create_shop_app,
+)
 from tests.app_server import serving
 from otelhouse.core.addresses import free_port
 
@@ -29,12 +35,15 @@ REPO = Path(__file__).resolve().parents[2]
 def call_shop(
     endpoint: str, behaviour: Behaviour, requests: Callable[[httpx.Client], list[httpx.Response]]
 ) -> list[httpx.Response]:
-    """Serve inventory and shop, each with its own instrumentation, and make the requests."""
+    """Serve inventory and shop, each with its own instrumentation exporting its own logger's
+    records, and make the requests."""
     inventory = create_inventory_app(behaviour)
-    handles: list[Instrumentation] = [instrument_app(inventory, "inventory", endpoint=endpoint)]
+    handles: list[Instrumentation] = [
+        instrument_app(inventory, "inventory", endpoint=endpoint, logger_name=INVENTORY_LOGGER)
+    ]
     with serving(inventory) as inventory_url:
         shop = create_shop_app(inventory_url, behaviour)
-        handles.append(instrument_app(shop, "shop", endpoint=endpoint))
+        handles.append(instrument_app(shop, "shop", endpoint=endpoint, logger_name=SHOP_LOGGER))
         with serving(shop) as shop_url, httpx.Client(base_url=shop_url) as client:
             answers = requests(client)
     assert all(handle.shutdown() for handle in handles)
@@ -47,7 +56,15 @@ def spans_by_role(spans: list[dict[str, Any]]) -> dict[tuple[str, str, str], dic
     return roles
 
 
-def test_shop_request_is_one_trace_across_both_services(receiver: Any, stored: Stored) -> None:
+def logs_of(stored_logs: Stored, trace_id: str) -> list[tuple[str, str, str, str]]:
+    """(service, span id, severity, body) of the trace's log rows, oldest first."""
+    rows = stored_logs("TraceId = {t:String}", t=trace_id)
+    return [(r["ServiceName"], r["SpanId"], r["SeverityText"], r["Body"]) for r in rows]
+
+
+def test_shop_request_is_one_trace_across_both_services(
+    receiver: Any, stored: Stored, stored_logs: Stored
+) -> None:
     behaviour = Behaviour(failure_rate=0.0, rng=random.Random(1))
     (answer,) = call_shop(receiver.endpoint, behaviour, lambda c: [c.get("/products/apple")])
 
@@ -65,9 +82,15 @@ def test_shop_request_is_one_trace_across_both_services(receiver: Any, stored: S
     assert shop_client["ParentSpanId"] == shop_server["SpanId"]
     assert inventory_server["ParentSpanId"] == shop_client["SpanId"]
     assert inventory_server["HttpStatusCode"] == shop_server["HttpStatusCode"] == 200
+    assert logs_of(stored_logs, answer.headers["x-trace-id"]) == [
+        ("inventory", inventory_server["SpanId"], "INFO", "stock of apple: 120"),
+        ("shop", shop_server["SpanId"], "INFO", "product apple shown"),
+    ]
 
 
-def test_failing_inventory_shows_as_errors_in_both_services(receiver: Any, stored: Stored) -> None:
+def test_failing_inventory_shows_as_errors_in_both_services(
+    receiver: Any, stored: Stored, stored_logs: Stored
+) -> None:
     behaviour = Behaviour(failure_rate=1.0, reservation_seconds=(0, 0), rng=random.Random(2))
     (answer,) = call_shop(
         receiver.endpoint, behaviour, lambda c: [c.post("/checkout", params={"sku": "kiwi"})]
@@ -83,6 +106,34 @@ def test_failing_inventory_shows_as_errors_in_both_services(receiver: Any, store
     assert inventory_server["ParentSpanId"] == shop_client["SpanId"]
     assert (inventory_server["HttpStatusCode"], shop_server["HttpStatusCode"]) == (503, 502)
     assert shop_client["StatusCode"] == "Error"
+    assert logs_of(stored_logs, answer.headers["x-trace-id"]) == [
+        ("inventory", inventory_server["SpanId"], "WARN", "warehouse lock timed out for kiwi"),
+        ("shop", shop_server["SpanId"], "ERROR", "checkout of kiwi failed: inventory answered 503"),
+    ]
+
+
+def test_raising_request_logs_its_exception_in_the_error_span_trace(
+    receiver: Any, stored: Stored, stored_logs: Stored
+) -> None:
+    behaviour = Behaviour(slow_seconds=(0.6, 0.6), rng=random.Random(4))
+    slow, failed = call_shop(
+        receiver.endpoint,
+        behaviour,
+        lambda c: [c.get("/reports/sales"), c.get("/recommendations")],
+    )
+
+    assert (failed.status_code, slow.status_code) == (500, 200)
+    (span,) = stored("TraceId = {t:String}", t=failed.headers["x-trace-id"])
+    assert span["StatusCode"] == "Error"
+    (error,) = stored_logs("TraceId = {t:String}", t=span["TraceId"])
+    assert (error["ServiceName"], error["SpanId"]) == ("shop", span["SpanId"])
+    assert (error["SeverityText"], error["Body"]) == ("ERROR", "recommendations failed")
+    assert error["LogAttributes"]["exception.type"] == "LookupError"
+    assert error["LogAttributes"]["exception.message"] == "recommendation model not loaded"
+    assert logs_of(stored_logs, slow.headers["x-trace-id"])[0][2:] == (
+        "WARN",
+        "sales report took 0.60 s, over 0.5 s",
+    )
 
 
 def test_demo_refuses_to_start_without_a_receiver() -> None:
@@ -91,7 +142,7 @@ def test_demo_refuses_to_start_without_a_receiver() -> None:
 
 
 def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
-    receiver: Any, stored: Stored
+    receiver: Any, stored: Stored, stored_logs: Stored
 ) -> None:
     command = [sys.executable, "-m", "otelhouse.cli", "demo", "--otlp-endpoint", receiver.endpoint]
     command += ["--rate", "40", "--progress-interval", "0.5", "--seed", "3"]
@@ -122,3 +173,9 @@ def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
     assert answered > 0
     assert answered <= len(requests) <= sent
     assert stored("ServiceName = 'inventory' AND SpanKind = 'Server'")
+    logs = stored_logs("ServiceName = 'shop'")
+    assert len(logs) >= answered
+    traced = {r["TraceId"] for r in requests}
+    assert {r["TraceId"] for r in logs} <= traced
+    assert {r["SpanId"] for r in logs} <= {r["SpanId"] for r in requests}
+    assert stored_logs("ServiceName = 'inventory'")
