@@ -11,10 +11,11 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from fastapi import APIRouter
 
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.asgi import HostedUvicorn
@@ -23,6 +24,7 @@ from otelhouse.core.tls import TlsConfigError
 from otelhouse.query.app import create_app
 from otelhouse.query.config import ApiConfig
 from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.json_logs import json_logs_router
 from otelhouse.receiver.logs import LOGS
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.pipeline import Receiver
@@ -114,7 +116,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         health.register(RECEIVER_HEALTH, lambda: ComponentHealth(receiver.health()))
         if wal is not None:
             health.register(WAL_HEALTH, wal.health)
-        api = await start_api(settings.api_config(), storage, health)
+        json_logs = json_logs_router(
+            receiver.pipeline(LOGS.name), max_request_bytes=settings.max_request_bytes
+        )
+        api = await start_api(settings.api_config(), storage, health, ingest_routers=[json_logs])
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
@@ -205,9 +210,14 @@ def _tune_gc() -> None:
 
 
 async def start_api(
-    config: ApiConfig, storage: StorageConfig, health: HealthRegistry
+    config: ApiConfig,
+    storage: StorageConfig,
+    health: HealthRegistry,
+    *,
+    ingest_routers: Sequence[APIRouter] = (),
 ) -> HostedUvicorn:
-    """The query API on the same event loop, over ``storage``; its ``/healthz`` reports
+    """The query API on the same event loop, over ``storage``, with ``ingest_routers``
+    mounted (they must submit to pipelines running on this loop); its ``/healthz`` reports
     ``health``. It uses the receivers' certificate, so one ``--tls-cert-file`` leaves no
     listener in plaintext."""
     try:
@@ -215,7 +225,7 @@ async def start_api(
     except TlsConfigError as exc:
         raise StartupError(str(exc)) from exc
     api = HostedUvicorn(
-        create_app(config, storage, health=health),
+        create_app(config, storage, health=health, ingest_routers=ingest_routers),
         config.addr,
         **(tls.uvicorn_options() if tls else {}),
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from otelhouse.core.health import HealthRegistry
@@ -30,9 +30,17 @@ STORAGE_HEALTH = "storage"
 
 
 def create_app(
-    config: ApiConfig, storage: StorageConfig, *, health: HealthRegistry | None = None
+    config: ApiConfig,
+    storage: StorageConfig,
+    *,
+    health: HealthRegistry | None = None,
+    ingest_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API over ``storage``, admitting ``config.tokens``.
+
+    ``ingest_routers`` are write routes the composition root mounts beside the queries (the
+    receiver's JSON log intake); like every route under /api they need a token when
+    ``config.tokens`` is set.
 
     ``/healthz`` reports ``health`` (a fresh registry when None), to which the app adds its
     storage reachability as ``storage`` for as long as it runs. A store that cannot be
@@ -70,7 +78,7 @@ def create_app(
         app.add_exception_handler(exception_type, _unavailable)
     app.include_router(health_router.router)
     protected = [Depends(require_token)]
-    for router in _api_routers():
+    for router in [*_api_routers(), *ingest_routers]:
         app.include_router(router, dependencies=protected)
     return app
 

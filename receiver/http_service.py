@@ -64,9 +64,15 @@ def encode(message: Message, media: str) -> Response:
 def error_response(error: IngestError, media: str) -> Response:
     response = encode(error.status(), media)
     response.status_code = error_codes(error).http
-    if isinstance(error, RetryLater):
-        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    response.headers.update(retry_headers(error))
     return response
+
+
+def retry_headers(error: IngestError) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, at least 1) when ``error`` asks the client to retry."""
+    if isinstance(error, RetryLater):
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))}
+    return {}
 
 
 def unauthorized(headers: Headers) -> Response:
@@ -130,12 +136,30 @@ def payload_decoder(pipeline: SignalPipeline[Any, Any], headers: Headers, limit:
         decode = pipeline.signal.decode_json
     else:
         raise UnsupportedMedia(f"content type must be {PROTOBUF} or {JSON}")
+    inflate = decompressor(headers, limit)
+    if inflate is None:
+        return decode
+    return lambda payload: decode(inflate(payload))
+
+
+def decompressor(headers: Headers, limit: int) -> Callable[[bytes], bytes] | None:
+    """What undoes the body's ``Content-Encoding`` (None for identity), capped at ``limit``
+    bytes; ``UnsupportedMedia`` for an encoding other than gzip."""
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding == "identity":
-        return decode
+        return None
     if encoding == "gzip":
-        return lambda payload: decode(gunzip(payload, limit))
+        return lambda payload: gunzip(payload, limit)
     raise UnsupportedMedia(f"content encoding {encoding!r} is not supported; use gzip or none")
+
+
+async def read_held_body(pipeline: SignalPipeline[Any, Any], request: Request, limit: int) -> bytes:
+    """The raw body, read while its declared size (or, without one, each chunk as it
+    arrives) is held in ``pipeline``'s in-flight budget; ``IngestError``, not yet counted,
+    when it is over ``limit`` or does not fit the budget."""
+    declared = declared_length(request.headers)
+    with pipeline.hold(declared) as held:
+        return await read_body(request, limit, on_chunk=None if declared else held.grow)
 
 
 def create_otlp_http_app(
@@ -167,11 +191,7 @@ def export_endpoint(
     async def take(request: Request) -> Message:
         try:
             decode = payload_decoder(pipeline, request.headers, max_request_bytes)
-            declared = declared_length(request.headers)
-            with pipeline.hold(declared) as held:
-                payload = await read_body(
-                    request, max_request_bytes, on_chunk=None if declared else held.grow
-                )
+            payload = await read_held_body(pipeline, request, max_request_bytes)
         except IngestError as exc:
             pipeline.refuse(exc)
         return await pipeline.export(payload, decode)

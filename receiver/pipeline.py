@@ -112,12 +112,22 @@ class SignalPipeline(Generic[Request, C]):
         self.stats.rejected += conversion.rejected
         return conversion
 
+    def count_rejected(self, items: int) -> None:
+        """Count ``items`` that a transport's own decoder rejected one by one before they
+        reached ``convert`` (they count as received and rejected, like malformed items)."""
+        self.stats.received += items
+        self.stats.rejected += items
+
     def refuse(self, error: IngestError) -> NoReturn:
         """Count a request its transport refused before ``export`` (say, an unsupported
         content type), then raise ``error``."""
+        self.count_refusal(error)
+        raise error
+
+    def count_refusal(self, error: IngestError) -> None:
+        """Count a request its transport refused before ``export``."""
         self.stats.requests += 1
         self._count(error)
-        raise error
 
     def _count(self, error: IngestError) -> None:
         stats = self.stats

@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from otelhouse.core.asgi import HostedUvicorn
+from otelhouse.query.app import create_app
 from otelhouse.settings import Settings
 from otelhouse.receiver.batcher import Sink
 from otelhouse.receiver.http_service import OtlpHttpReceiver
+from otelhouse.receiver.json_logs import json_logs_router
 from otelhouse.receiver.pipeline import Receiver, SignalPipeline
 from otelhouse.receiver.server import GrpcReceiver
 from otelhouse.receiver.logs import LOGS
@@ -172,6 +175,41 @@ def start_http_receiver(
 @pytest.fixture
 def http_receiver(start_http_receiver: Callable[..., HttpReceiver]) -> HttpReceiver:
     return start_http_receiver()
+
+
+class IngestApi:
+    """The query API with the receiver's JSON log intake mounted, served by uvicorn on the
+    receiver's event loop, as ``otelhouse serve`` composes them."""
+
+    def __init__(self, thread: ReceiverThread, settings: Settings) -> None:
+        self.thread = thread
+        router = json_logs_router(thread.logs, max_request_bytes=settings.max_request_bytes)
+        app = create_app(
+            settings.api_config(), settings.storage_config(), ingest_routers=[router]
+        )
+        self.server = HostedUvicorn(app, "127.0.0.1:0", access_log=False)
+        self.url = f"http://127.0.0.1:{thread.call(self.server.start())}"
+
+    def stop(self) -> None:
+        self.thread.call(self.server.stop())
+
+
+@pytest.fixture
+def start_ingest_api(
+    settings: Settings, start_receiver: Callable[..., ReceiverThread]
+) -> Iterator[Callable[..., IngestApi]]:
+    """Factory: ``start_ingest_api(**changes)`` starts a receiver (as ``start_receiver``)
+    and the API that submits JSON logs to its logs pipeline."""
+    started: list[IngestApi] = []
+
+    def start(**changes: object) -> IngestApi:
+        api = IngestApi(start_receiver(**changes), settings.model_copy(update=changes))
+        started.append(api)
+        return api
+
+    yield start
+    for api in started:
+        api.stop()
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """Schemathesis over the aggregate, logs and Jaeger endpoints' OpenAPI schema: generated
 query strings, valid and deliberately invalid, never produce a 5xx, every answer's status is
 one the schema declares (for Jaeger: 400, never FastAPI's 422) and its body matches the
-documented model. Each operation is driven through Hypothesis here (rather than schemathesis'
+documented model; the JSON log intake (``POST /api/v1/logs``) gets generated bodies the same
+way. Each operation is driven through Hypothesis here (rather than schemathesis'
 pytest plugin) because the app needs this test's database, a function-scoped fixture."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 import schemathesis
@@ -24,6 +26,7 @@ from otelhouse.settings import Settings
 from otelhouse.query.app import create_app
 from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.traces import insert_spans
+from tests.conftest import IngestApi
 from tests.query import log_records
 from tests.query.spans import Window, generate, to_columns
 
@@ -85,3 +88,32 @@ def test_logs(settings: Settings, storage: Client, mode: GenerationMode) -> None
     logs = log_records.generate(random.Random(2), 300, window.start_ns, window.end_ns)
     insert_logs(storage, log_records.to_columns(logs))
     assert fuzz(settings, storage, mode, r"^/api/v1/logs") == 2
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_json_logs_ingest(
+    start_ingest_api: Callable[..., IngestApi], storage: Client, mode: GenerationMode
+) -> None:
+    """``POST /api/v1/logs`` as ``serve`` mounts it (the receiver's router on the API app),
+    served for real: the router submits to a pipeline on the server's event loop."""
+    api = start_ingest_api()
+    schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
+    [operation] = [
+        result.ok()
+        for result in schema.include(path_regex=r"^/api/v1/logs$", method="POST").get_all_operations()
+    ]
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis_settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    def no_server_error(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=checks)
+
+    no_server_error()
+    if mode is GenerationMode.POSITIVE:
+        assert storage.query("SELECT count() FROM otel_logs").result_rows[0][0] > 0

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -26,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otelhouse.settings import Settings
 from otelhouse.receiver.convert import convert_request
+from otelhouse.receiver.logs import LOGS
 from otelhouse.receiver.traces import TRACE_SERVICE, TRACES
 from otelhouse.receiver.wal import Drainer, Insert, WalService, WriteAheadLog
 from otelhouse.receiver.wal.records import SEGMENT_HEADER
@@ -211,16 +214,18 @@ def test_crash_between_insert_and_checkpoint_stores_once(
 # kill -9 of a real ``otelhouse serve``
 
 SPANS_PER_REQUEST = 256
+RECORDS_PER_REQUEST = 256
 CLIENTS = 4
 
 
-def serve_process(data_dir: Path, grpc_port: int) -> subprocess.Popen[str]:
+def serve_process(data_dir: Path, grpc_port: int, **settings: object) -> subprocess.Popen[str]:
     env = serve_env(
         data_dir,
         otlp_grpc_addr=f"127.0.0.1:{grpc_port}",
         batch_max_rows=2048,
         batch_max_delay_ms=10,
         wal_drain_timeout_s=60,
+        **settings,
     )
     return start_serve(env)
 
@@ -239,32 +244,44 @@ def pending_log_bytes(wal_dir: Path) -> int:
     return total
 
 
-class LoadClients:
-    """Threads sending distinct requests (seed = request id) until the server goes away,
-    recording which ones were acknowledged."""
+Send = Callable[[int], object]
+"""Sends request number ``seed``; raises once the server is gone."""
 
-    def __init__(self, port: int) -> None:
+
+@contextlib.contextmanager
+def grpc_sender(port: int, method: str, payload: Callable[[int], bytes]) -> Iterator[Send]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        export = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        yield lambda seed: export(payload(seed), timeout=10, wait_for_ready=False)
+
+
+class LoadClients:
+    """Threads sending distinct requests (seed = request id, from ``first_seed``) until the
+    server goes away, recording which ones were acknowledged."""
+
+    def __init__(
+        self,
+        connect: Callable[[], contextlib.AbstractContextManager[Send]],
+        gone: tuple[type[Exception], ...] = (grpc.RpcError,),
+        first_seed: int = 0,
+    ) -> None:
         self.acknowledged: list[int] = []
         self._lock = threading.Lock()
+        self._connect, self._gone = connect, gone
         self._threads = [
-            threading.Thread(target=self._send, args=(port, n), daemon=True) for n in range(CLIENTS)
+            threading.Thread(target=self._send, args=(first_seed + n,), daemon=True)
+            for n in range(CLIENTS)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _send(self, port: int, first_seed: int) -> None:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            export = channel.unary_unary(
-                f"/{TRACE_SERVICE}/Export",
-                request_serializer=None,
-                response_deserializer=ExportTraceServiceResponse.FromString,
-            )
+    def _send(self, first_seed: int) -> None:
+        with self._connect() as send:
             seed = first_seed
             while True:
-                payload = realistic_request(SPANS_PER_REQUEST, seed=seed).SerializeToString()
                 try:
-                    export(payload, timeout=10, wait_for_ready=False)
-                except grpc.RpcError:
+                    send(seed)
+                except self._gone:
                     return
                 with self._lock:
                     self.acknowledged.append(seed)
@@ -275,26 +292,31 @@ class LoadClients:
             thread.join(30)
 
 
-def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def kill_under_load_then_restart(
+    data_dir: Path, start: Callable[[int], subprocess.Popen[str]], load: Callable[[int], list[LoadClients]]
+) -> None:
+    """``start(grpc_port)`` a server, ``load`` it until each client set has 40 acknowledged
+    requests and the log holds undrained ones, kill -9 it, then restart it on the same data
+    directory and stop it once it has replayed the log."""
     port = free_port()
-    server = serve_process(data_dir, port)
+    server = start(port)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
-        clients = LoadClients(port)
-        wait_until(lambda: len(clients.acknowledged) >= 40, 60, "40 acknowledged requests")
+        clients = load(port)
+        for each in clients:
+            wait_until(lambda: len(each.acknowledged) >= 40, 60, "40 acknowledged requests")
         wait_until(lambda: pending_log_bytes(data_dir / "wal") > 0, 10, "an undrained log")
         server.send_signal(signal.SIGKILL)
         server.wait(30)
-        clients.join()
+        for each in clients:
+            each.join()
     finally:
         if server.poll() is None:
             server.kill()
-    acknowledged = list(clients.acknowledged)
 
     port = free_port()
-    restarted = serve_process(data_dir, port)
+    restarted = start(port)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
@@ -306,6 +328,23 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
     assert restarted.returncode == 0, output
     assert "replaying" in output, output
 
+
+def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    span_clients: list[LoadClients] = []
+
+    def payload(seed: int) -> bytes:
+        return realistic_request(SPANS_PER_REQUEST, seed=seed).SerializeToString()
+
+    def load(port: int) -> list[LoadClients]:
+        span_clients.append(
+            LoadClients(lambda: grpc_sender(port, f"/{TRACE_SERVICE}/Export", payload))
+        )
+        return span_clients
+
+    kill_under_load_then_restart(data_dir, lambda port: serve_process(data_dir, port), load)
+    acknowledged = list(span_clients[0].acknowledged)
+
     stored = query_store(data_dir, "SELECT SpanId FROM otel.otel_traces")
     assert len(stored) == len(set(stored)), "a span was stored twice"
     expected = {
@@ -314,6 +353,82 @@ def test_kill_9_under_load_then_restart_stores_every_acknowledged_span_once(tmp_
         for span_id in convert_request(realistic_request(SPANS_PER_REQUEST, seed=seed)).spans.SpanId
     }
     assert expected <= set(stored), f"{len(expected - set(stored))} acknowledged spans lost"
+
+
+def otlp_logs_payload(seed: int) -> bytes:
+    """A logs request whose records' bodies (``otlp-<seed>-<n>``) name it."""
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name").value.string_value = "kill-otlp"
+    records = resource_logs.scope_logs.add().log_records
+    now = time.time_ns()
+    for n in range(RECORDS_PER_REQUEST):
+        record = records.add(time_unix_nano=now, severity_number=9, severity_text="INFO")
+        record.body.string_value = f"otlp-{seed}-{n}"
+        record.attributes.add(key="n").value.int_value = n
+    return request.SerializeToString()
+
+
+@contextlib.contextmanager
+def json_logs_sender(api_port: int) -> Iterator[Send]:
+    """Posts NDJSON batches whose records' messages (``json-<seed>-<n>``) name them."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
+
+        def send(seed: int) -> None:
+            lines = (
+                json.dumps({"message": f"json-{seed}-{n}", "level": "warn", "service": "kill-json"})
+                for n in range(RECORDS_PER_REQUEST)
+            )
+            reply = client.post(
+                "/api/v1/logs",
+                content="\n".join(lines).encode(),
+                headers={"content-type": "application/x-ndjson"},
+            )
+            reply.raise_for_status()
+            assert reply.json()["accepted"] == RECORDS_PER_REQUEST
+
+        yield send
+
+
+def test_kill_9_under_load_then_restart_stores_every_acknowledged_log_record_once(
+    tmp_path: Path,
+) -> None:
+    """OTLP logs over gRPC and JSON logs on the API's port, at once: both are acknowledged
+    only once the write-ahead log holds them."""
+    data_dir = tmp_path / "data"
+    api_port = free_port()
+    clients: list[LoadClients] = []
+
+    def load(port: int) -> list[LoadClients]:
+        wait_until(lambda: api_is_up(api_port), 60, "the API")
+        clients.append(LoadClients(lambda: grpc_sender(port, LOGS.grpc_method, otlp_logs_payload)))
+        clients.append(
+            LoadClients(lambda: json_logs_sender(api_port), gone=(httpx.HTTPError,))
+        )
+        return clients
+
+    kill_under_load_then_restart(
+        data_dir,
+        lambda port: serve_process(data_dir, port, api_addr=f"127.0.0.1:{api_port}"),
+        load,
+    )
+    expected = {
+        f"{kind}-{seed}-{n}"
+        for kind, each in zip(("otlp", "json"), clients)
+        for seed in each.acknowledged
+        for n in range(RECORDS_PER_REQUEST)
+    }
+
+    stored = query_store(data_dir, "SELECT Body FROM otel.otel_logs")
+    assert len(stored) == len(set(stored)), "a log record was stored twice"
+    assert expected <= set(stored), f"{len(expected - set(stored))} acknowledged records lost"
+
+
+def api_is_up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
 
 
 def test_serve_refuses_a_log_another_process_holds(tmp_path: Path) -> None:

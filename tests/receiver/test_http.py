@@ -95,10 +95,10 @@ def test_sdk_http_exporter_spans_are_stored(
     assert sorted(map(list, rows)) == sorted(expected)
 
 
-def restamped_golden(now_ns: int) -> tuple[bytes, dict]:
-    """The golden request with its times moved to now (rows older than the TTL vanish),
-    keeping each time's JSON type: string or number."""
-    text = GOLDEN.read_text()
+def restamped_golden(now_ns: int, path: Path = GOLDEN) -> tuple[bytes, dict]:
+    """The golden request in ``path`` with its non-zero times moved to now (rows older than
+    the TTL vanish), keeping each time's JSON type: string or number."""
+    text = path.read_text()
     document = json.loads(text)
     shift = now_ns - GOLDEN_BASE_NS
 
@@ -106,7 +106,7 @@ def restamped_golden(now_ns: int) -> tuple[bytes, dict]:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key.endswith("UnixNano"):
-                    moved = int(value) + shift
+                    moved = int(value) + shift if int(value) else 0
                     node[key] = str(moved) if isinstance(value, str) else moved
                 else:
                     move(value)
