@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -33,6 +34,16 @@ def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert "invalid setting" in result.stderr and "otlp_grpc_addr" in result.stderr
 
 
+def wait_until_received(http_addr: str, spans: int, timeout_s: float = 30) -> None:
+    """Until the receiver's ``/metrics`` counts ``spans`` received: the request is in its
+    batch, not still on its way, however busy the machine is."""
+    expected = f"otelhouse_receiver_spans_received_total {spans}\n"
+    deadline = time.monotonic() + timeout_s
+    while expected not in httpx.get(f"http://{http_addr}/metrics", timeout=10).text:
+        assert time.monotonic() < deadline, f"the receiver did not count {spans} spans"
+        time.sleep(0.05)
+
+
 def test_serve_stores_spans_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     grpc_port = free_port()
     env = serve_env(tmp_path / "data", otlp_grpc_addr="127.0.0.1:1", batch_max_delay_ms=5000)
@@ -46,7 +57,7 @@ def test_serve_stores_spans_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
                 response_deserializer=ExportTraceServiceResponse.FromString,
             )
             future = export.future(realistic_request(100).SerializeToString(), timeout=30)
-            time.sleep(0.5)
+            wait_until_received(env["OTELHOUSE_OTLP_HTTP_ADDR"], spans=100)
             process.send_signal(signal.SIGTERM)
             assert not future.result().HasField("partial_success")
         output, _ = process.communicate(timeout=60)
