@@ -73,6 +73,8 @@ def create_app(
             "log records from otel_logs."
         ),
         lifespan=lifespan,
+        # No redirect from a trailing slash: `/traces/{id}` with an id of "/" is not a search.
+        redirect_slashes=False,
     )
     for exception_type in CANDIDATES:
         app.add_exception_handler(exception_type, _unavailable)

@@ -310,6 +310,12 @@ def test_arbitrary_parameters_never_cause_a_server_error(
     assert response.status_code in (400, 404)
 
 
+@pytest.mark.parametrize("path", ["/api/v1/traces/%2F", "/api/v1/traces/", "/api/v1/traces//"])
+def test_a_trace_path_without_an_id_is_not_found_not_a_search(api: TestClient, path: str) -> None:
+    response = api.get(path, follow_redirects=False)
+    assert response.status_code == 404
+
+
 def test_newest_first_searches_find_the_same_traces_through_the_recent_window(
     api: TestClient, storage: Client
 ) -> None:
