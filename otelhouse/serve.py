@@ -24,6 +24,7 @@ from otelhouse.query.app import create_app
 from otelhouse.query.config import ApiConfig
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.logs import LOGS
+from otelhouse.receiver.metric_points import METRICS
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.pipeline import Receiver
 from otelhouse.receiver.server import GrpcReceiver
@@ -42,7 +43,7 @@ WAL_HEALTH = "wal"
 """The write-ahead log's backlog and its drainer's state in ``/healthz``."""
 
 
-SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS)
+SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS, METRICS)
 """The OTLP signals ``serve`` receives and stores."""
 
 
