@@ -96,8 +96,7 @@ def catalogue_query(time_range: TimeRange, service: str | None) -> BoundQuery:
             f"{monotonic} AS monotonic, {temporality} AS temporality "
             f"FROM {table.name} WHERE {where.sql} GROUP BY MetricName"
         )
-    sql = " UNION ALL ".join(parts) + " ORDER BY name, type"
-    return f"SELECT * FROM ({sql})", where.bind()
+    return f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY name, type", where.bind()
 
 
 def metric_type_query(name: str, time_range: TimeRange) -> BoundQuery:
