@@ -42,9 +42,7 @@ from otelhouse.storage.metrics import (
 )
 
 NS_PER_S = 1_000_000_000
-TIME_RANGE = (
-    "TimeUnix >= toDateTime({start_s:Int64}) AND TimeUnix <= toDateTime({end_s:Int64})"
-)
+TIME_RANGE = "TimeUnix >= toDateTime({from_s:Int64}) AND TimeUnix <= toDateTime({to_s:Int64})"
 RECORDED = "bitAnd(Flags, 1) = 0"
 PERCENTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 VALUE_AGGS = ("avg", "min", "max", "last")
@@ -61,25 +59,24 @@ AGGREGATIONS: dict[MetricTable, tuple[str, ...]] = {
 }
 """The ``agg`` values each metric type answers; the first is the default."""
 
-TYPE_NAMES: dict[MetricTable, str] = {table: table.kind for table in METRIC_TABLES}
 TEMPORALITIES = {0: "unspecified", 1: "delta", 2: "cumulative"}
 
 
-def metric_filter(time_range: TimeRange, service: str | None) -> Where:
-    """Points with a time in ``[start, end]`` (whole seconds, the tables' resolution), of
+def metric_filter(from_s: int, to_s: int, service: str | None) -> Where:
+    """Points with a time in ``[from_s, to_s]`` (epoch seconds, the tables' resolution), of
     ``service`` when given."""
-    where = Where().and_(
-        TIME_RANGE,
-        start_s=time_range.start_ns // NS_PER_S,
-        end_s=time_range.end_ns // NS_PER_S,
-    )
+    where = Where().and_(TIME_RANGE, from_s=from_s, to_s=to_s)
     return where if service is None else where.and_("ServiceName = {service:String}", service=service)
+
+
+def _seconds(time_range: TimeRange) -> tuple[int, int]:
+    return time_range.start_ns // NS_PER_S, time_range.end_ns // NS_PER_S
 
 
 def catalogue_query(time_range: TimeRange, service: str | None) -> BoundQuery:
     """One row per (type, metric name) with points in the range: unit, description, services,
     attribute keys and, where the type has them, monotonicity and temporality."""
-    where = metric_filter(time_range, service)
+    where = metric_filter(*_seconds(time_range), service)
     parts = []
     for table in METRIC_TABLES:
         monotonic = "toNullable(any(IsMonotonic))" if table is SUM else "CAST(NULL, 'Nullable(Bool)')"
@@ -101,7 +98,9 @@ def catalogue_query(time_range: TimeRange, service: str | None) -> BoundQuery:
 
 def metric_type_query(name: str, time_range: TimeRange) -> BoundQuery:
     """The types (table kinds) that hold points named ``name`` in the range."""
-    where = metric_filter(time_range, None).and_("MetricName = {name:String}", name=name)
+    where = metric_filter(*_seconds(time_range), None).and_(
+        "MetricName = {name:String}", name=name
+    )
     sql = " UNION ALL ".join(
         f"SELECT '{table.kind}' AS type FROM (SELECT 1 FROM {table.name} WHERE {where.sql} LIMIT 1)"
         for table in METRIC_TABLES
@@ -125,13 +124,9 @@ class SeriesRequest:
 
 
 def _filters(request: SeriesRequest, since_s: int) -> Where:
-    where = Where().and_(
-        "TimeUnix >= toDateTime({lookback_s:Int64}) AND TimeUnix <= toDateTime({end_s:Int64})",
-        lookback_s=since_s,
-        end_s=request.time_range.end_ns // NS_PER_S,
-    ).and_("MetricName = {name:String}", name=request.name)
-    if request.service is not None:
-        where = where.and_("ServiceName = {service:String}", service=request.service)
+    where = metric_filter(since_s, _seconds(request.time_range)[1], request.service).and_(
+        "MetricName = {name:String}", name=request.name
+    )
     for i, (key, value) in enumerate(request.where):
         condition, parameters = map_entry("Attributes", i, key, value)
         where = where.and_(condition, **parameters)
@@ -229,7 +224,7 @@ def _increments_sql(table: MetricTable, labels_sql: str, where: Where) -> str:
     temporality = "AggregationTemporality" if "AggregationTemporality" in table.columns else "2"
     selected = ", ".join(
         f"multiIf(AggregationTemporality = 1, {whole}, n = 1, "
-        f"if(StartTimeUnix >= toDateTime({{lookback_s:Int64}}), {whole}, {nothing}), "
+        f"if(StartTimeUnix >= toDateTime({{from_s:Int64}}), {whole}, {nothing}), "
         f"StartTimeUnix != prev_starttimeunix OR {new_run}, {whole}, {diff}) AS {alias}"
         for alias, (whole, diff, nothing) in deltas.items()
     )

@@ -7,12 +7,10 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
 import httpx
-import pytest
 from clickhouse_connect.driver.client import Client
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
     OTLPMetricExporter as GrpcMetricExporter,
