@@ -100,12 +100,14 @@ def points(storage: Client) -> None:
     insert_metrics(storage, converted.metrics)
 
 
-def query(api: TestClient, name: str, start: int = -60, **params: Any) -> dict[str, Any]:
+def query(
+    api: TestClient, name: str, start: int = -60, expect: int = 200, **params: Any
+) -> dict[str, Any]:
     response = api.get("/api/v1/metrics/query", params={
         "name": name, "start": (T0 + start) * 1000, "end": (T0 + 300) * 1000, "step": STEP,
         **params,
     })
-    assert response.status_code == 200, response.text
+    assert response.status_code == expect, response.text
     return response.json()
 
 
@@ -237,3 +239,25 @@ def test_every_new_parameter_takes_the_injection_corpus(
                 continue
             assert status == 422, (parameter, label)
             assert ["query", parameter] in [d["loc"] for d in body["detail"]], (parameter, label)
+
+
+def test_exponential_histogram_and_summary_avg_and_rate(api: TestClient, storage: Client) -> None:
+    def point(offset: int, count: int, total: float) -> dict[str, Any]:
+        return {"time_unix_nano": at(offset), "start_time_unix_nano": at(-30),
+                "count": count, "sum": total}
+
+    metrics = [
+        {"name": "sizes", "exponential_histogram": {
+            "aggregation_temporality": CUMULATIVE,
+            "data_points": [point(10, 4, 8.0), point(40, 10, 32.0)]}},
+        {"name": "rpc", "summary": {"data_points": [point(10, 2, 3.0), point(70, 6, 11.0)]}},
+    ]
+    converted = convert_metrics_request(ExportMetricsServiceRequest(
+        resource_metrics=[{"scope_metrics": [{"metrics": metrics}]}]
+    ))
+    insert_metrics(storage, converted.metrics)
+    assert points_of(query(api, "sizes", agg="avg")) == {(): {0: 32.0 / 10}}
+    assert points_of(query(api, "sizes", agg="rate")) == {(): {0: 10 / STEP}}
+    assert points_of(query(api, "rpc", agg="avg")) == {(): {0: 1.5, 60: 2.0}}
+    body = query(api, "rpc", agg="p99", expect=422)
+    assert ["query", "agg"] in [d["loc"] for d in body["detail"]]
