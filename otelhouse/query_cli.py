@@ -174,6 +174,38 @@ def _logs_params(args: argparse.Namespace) -> dict[str, Any]:
     return {**_given(args, "service", "severity", "trace_id", "attr", "limit"), **grep}
 
 
+def _metric_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="metric name (exact)")
+    _service_option(parser)
+    parser.add_argument(
+        "--agg",
+        help="gauges avg|min|max|last, sums rate|increase, histograms p50|p90|p95|p99|avg|rate "
+        "[the type's first]",
+    )
+    parser.add_argument(
+        "--group-by", action="append", default=[], metavar="KEY",
+        help="point attribute to group by, repeatable",
+    )
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="KEY:VALUE",
+        help="point attribute filter, repeatable (e.g. http.route:/users/{id})",
+    )
+    parser.add_argument("--step", help="bucket width: 30s, 5m, 1h [up to 60 buckets]")
+
+
+def _metric_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per series and bucket; a series is named by its labels."""
+    return [
+        {
+            "labels": ",".join(f"{k}={v}" for k, v in series["labels"].items()) or "(all)",
+            "time": datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"),
+            "value": value,
+        }
+        for series in body["series"]
+        for t, value in series["points"]
+    ]
+
+
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The named options the user gave; the rest keep the server's defaults."""
     return {name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])}
@@ -284,6 +316,35 @@ VIEWS: dict[str, View] = {
         options=_exceptions_options,
         params=lambda args: _given(args, "service", "limit"),
     ),
+    "metrics": View(
+        help="metrics with points in the range: type, unit, services, attribute keys",
+        path=lambda args: "/api/v1/metrics",
+        rows=lambda body: body["metrics"],
+        columns=(
+            Column("METRIC", lambda r: r["name"]),
+            Column("TYPE", lambda r: r["type"]),
+            Column("UNIT", lambda r: r["unit"]),
+            Column("SERVICES", lambda r: ",".join(r["services"])),
+            Column("ATTRIBUTES", lambda r: ",".join(r["attribute_keys"])),
+            Column("DESCRIPTION", lambda r: r["description"]),
+        ),
+        options=_service_option,
+        params=lambda args: _given(args, "service"),
+    ),
+    "metric": View(
+        help="one metric over time, aggregated per step (and per --group-by attributes)",
+        path=lambda args: "/api/v1/metrics/query",
+        rows=_metric_rows,
+        columns=(
+            Column("SERIES", lambda r: r["labels"]),
+            Column("TIME", lambda r: r["time"]),
+            Column("VALUE", lambda r: f"{r['value']:.6g}", numeric=True),
+        ),
+        options=_metric_options,
+        params=lambda args: {
+            "name": args.name, **_given(args, "service", "agg", "group_by", "where", "step")
+        },
+    ),
     "logs": View(
         help="log records, newest first (or --follow: new ones as they arrive)",
         path=lambda args: "/api/v1/logs",
@@ -322,7 +383,7 @@ def register(subparsers: Any) -> None:
     """Add ``otelhouse query`` and its subcommands."""
     parser = subparsers.add_parser(
         "query",
-        help="ask a running otelhouse for services, operations, traces, exceptions and logs",
+        help="ask a running otelhouse for services, operations, traces, exceptions, logs and metrics",
         description=(
             "Query a running `otelhouse serve` over its HTTP API and print tables (or --json). "
             f"The server is found at --url or {ADDR_ENV}; a token comes from --token or "

@@ -26,6 +26,7 @@ from otelhouse.query.config import ApiConfig
 from otelhouse.receiver.http_service import OtlpHttpReceiver
 from otelhouse.receiver.json_logs import json_logs_router
 from otelhouse.receiver.logs import LOGS
+from otelhouse.receiver.metric_points import METRICS
 from otelhouse.receiver.metrics import wal_samples
 from otelhouse.receiver.pipeline import Receiver
 from otelhouse.receiver.server import GrpcReceiver
@@ -44,7 +45,7 @@ WAL_HEALTH = "wal"
 """The write-ahead log's backlog and its drainer's state in ``/healthz``."""
 
 
-SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS)
+SIGNALS: tuple[Signal[Any, Any], ...] = (TRACES, LOGS, METRICS)
 """The OTLP signals ``serve`` receives and stores."""
 
 

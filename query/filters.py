@@ -113,16 +113,18 @@ def attr_param(what: str, together: str) -> Any:
     ]
 
 
-def parse_attributes(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+def parse_attributes(pairs: list[str], parameter: str = "attr") -> tuple[tuple[str, str], ...]:
     """``key:value`` pairs (split at the first colon; the value may be empty); 422 naming
-    ``attr`` when malformed or more than :data:`MAX_ATTRIBUTES`."""
+    ``parameter`` when malformed or more than :data:`MAX_ATTRIBUTES`."""
     if len(pairs) > MAX_ATTRIBUTES:
-        raise invalid("attr", f"at most {MAX_ATTRIBUTES} attr filters")
+        raise invalid(parameter, f"at most {MAX_ATTRIBUTES} {parameter} filters")
     parsed = []
     for pair in pairs:
         key, sep, value = pair.partition(":")
         if not sep or not key:
-            raise invalid("attr", "expected key:value, e.g. attr=http.route:/users/{id}")
+            raise invalid(
+                parameter, f"expected key:value, e.g. {parameter}=http.route:/users/{{id}}"
+            )
         parsed.append((key, value))
     return tuple(parsed)
 

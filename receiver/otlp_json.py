@@ -22,7 +22,8 @@ from otelhouse.receiver.errors import InvalidRequest
 
 Request = TypeVar("Request", bound=Message)
 Path = tuple[tuple[str, ...], ...]
-"""Steps from the document root to a list of objects; each step lists a key's spellings."""
+"""Steps from the document root to a list of objects; each step lists a key's spellings and
+leads to a list of objects or to one object."""
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
@@ -50,14 +51,16 @@ def decode_json(
 
 
 def _objects(parent: dict, *path: tuple[str, ...]) -> Iterator[dict]:
-    """Objects found by following ``path`` (each step: a list under any of the key
-    spellings); anything of the wrong shape is skipped here and reported by the parser."""
+    """Objects found by following ``path`` (each step: a list or one object under any of the
+    key spellings); anything of the wrong shape is skipped here and reported by the parser."""
     if not path:
         yield parent
         return
     names, rest = path[0], path[1:]
     for name in names:
         children = parent.get(name)
+        if isinstance(children, dict):
+            children = [children]
         if isinstance(children, list):
             for child in children:
                 if isinstance(child, dict):

@@ -148,16 +148,18 @@ def scan(fd: int, start: int, limit: int, record_format: RecordFormat) -> tuple[
 
 
 def decode_payload(payload: bytes, rows: int, signal: Signal[Any, Any]) -> Columns:
-    """The columns of a record of ``signal`` holding ``rows`` rows."""
+    """The columns of a record of ``signal`` holding ``rows`` rows (counted by the columns'
+    ``len``: a signal's columns may hold several tables' rows, such as metrics')."""
     columns = marshal.loads(payload)
     if not isinstance(columns, dict) or set(columns) != set(signal.column_fields):
         raise WalError(
             f"record columns do not match this otelhouse version's {signal.name} columns: "
             "drain the log with the version that wrote it"
         )
-    if any(len(column) != rows for column in columns.values()):
-        raise CorruptRecord(f"record columns do not all hold {rows} rows")
-    return signal.new_columns(**columns)
+    decoded = signal.new_columns(**columns)
+    if len(decoded) != rows:
+        raise CorruptRecord(f"record columns hold {len(decoded)} rows, its header says {rows}")
+    return decoded
 
 
 def _signal_name(field: bytes) -> str:

@@ -31,6 +31,9 @@ from tests.query import log_records
 from tests.query.log_records import Log
 from tests.query.spans import Event, Span, generate, to_columns
 from tests.tls_certs import self_signed
+from otelhouse.receiver.metric_points import convert_metrics_request
+from otelhouse.storage.metrics import insert_metrics
+from tests.query.test_metrics_api import request as metrics_request
 
 TOKEN = "cli-secret"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -361,3 +364,24 @@ def test_https_failures_say_what_to_change(
         with pytest.raises(SystemExit, match=message):
             main(["query", "services", "--url", *argv])
             pytest.fail(label)
+
+
+def test_metrics_list_and_one_metric_by_route(
+    start_api: Callable[..., ApiThread], storage: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    converted = convert_metrics_request(metrics_request())
+    insert_metrics(storage, converted.metrics)
+    api = start_api()
+    header, *rows = run_cli(capsys, "metrics", "--url", api.url, "--service", "shop").splitlines()
+    assert header.split()[:3] == ["METRIC", "TYPE", "UNIT"]
+    assert [row.split()[:2] for row in rows] == [
+        ["jobs", "sum"], ["latency", "histogram"], ["requests", "sum"], ["temperature", "gauge"]
+    ]
+    args = ("metric", "latency", "--url", api.url, "--since", "1h", "--step", "60")
+    body = json.loads(run_cli(capsys, *args, "--agg", "p95", "--group-by", "route", "--json"))
+    assert body["agg"] == "p95" and [s["labels"] for s in body["series"]] == [
+        {"route": "/a"}, {"route": "/b"}
+    ]
+    header, *rows = run_cli(capsys, *args, "--agg", "avg", "--where", "route:/a").splitlines()
+    assert header.split() == ["SERIES", "TIME", "VALUE"]
+    assert [row.split()[0] for row in rows] == ["(all)"] and rows[0].endswith("5.45455")

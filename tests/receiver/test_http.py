@@ -335,4 +335,6 @@ def test_only_post_on_the_signal_paths(
     assert http_client.get(http_receiver.traces_url).status_code == 405
     assert http_client.get(f"{http_receiver.url}/v1/logs").status_code == 405
     assert post(http_client, f"{http_receiver.url}/v1/logs", b"", PROTOBUF).status_code == 200
-    assert post(http_client, f"{http_receiver.url}/v1/metrics", b"", PROTOBUF).status_code == 404
+    assert http_client.get(f"{http_receiver.url}/v1/metrics").status_code == 405
+    assert post(http_client, f"{http_receiver.url}/v1/metrics", b"", PROTOBUF).status_code == 200
+    assert post(http_client, f"{http_receiver.url}/v1/profiles", b"", PROTOBUF).status_code == 404

@@ -50,6 +50,9 @@ def test_serve_takes_otlp_http_and_reports_queue_and_metrics(tmp_path: Path) -> 
             "queued_log_records": 0,
             "queue_max_log_records": 5000,
             "log_records_stored": 0,
+            "queued_data_points": 0,
+            "queue_max_data_points": 5000,
+            "data_points_stored": 0,
         }
         reply = httpx.post(
             f"http://127.0.0.1:{http_port}/v1/traces",
