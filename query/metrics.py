@@ -1,8 +1,9 @@
 """Query builders on the five ``otel_metrics_*`` tables: the metric catalogue and time series
 of one metric, every answer computed in ClickHouse with each value a bound parameter.
 
-**Series.** A point belongs to the series of its service, resource attributes, scope and
-attributes. Points flagged "no recorded value" (flag bit 1) and NaN values are skipped.
+**Series.** A point belongs to the series of its metric name, service, resource attributes,
+scope and attributes. Points flagged "no recorded value" (flag bit 1) and NaN values are
+skipped.
 
 **Increments** (``rate``, ``increase``, and every histogram aggregation). A delta point's
 value is its own increment. A cumulative point's increment is its value minus the previous
@@ -44,6 +45,7 @@ from otelhouse.storage.metrics import (
 NS_PER_S = 1_000_000_000
 TIME_RANGE = "TimeUnix >= toDateTime({from_s:Int64}) AND TimeUnix <= toDateTime({to_s:Int64})"
 RECORDED = "bitAnd(Flags, 1) = 0"
+RECORDED_VALUE = f"{RECORDED} AND NOT isNaN(Value)"
 PERCENTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 VALUE_AGGS = ("avg", "min", "max", "last")
 COUNTER_AGGS = ("rate", "increase")
@@ -130,9 +132,7 @@ def _filters(request: SeriesRequest, since_s: int) -> Where:
     for i, (key, value) in enumerate(request.where):
         condition, parameters = map_entry("Attributes", i, key, value)
         where = where.and_(condition, **parameters)
-    if request.table in (GAUGE, SUM):
-        return where.and_(f"{RECORDED} AND NOT isNaN(Value)")
-    return where.and_(RECORDED)
+    return where.and_(recorded(request.table))
 
 
 def _labels(group_by: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -141,10 +141,28 @@ def _labels(group_by: Sequence[str]) -> tuple[str, dict[str, str]]:
     return f"[{', '.join(items)}]::Array(String)", {f"g{i}": key for i, key in enumerate(group_by)}
 
 
+def recorded(table: MetricTable) -> str:
+    """The condition keeping ``table``'s points that have a value (module docstring)."""
+    return RECORDED_VALUE if table in (GAUGE, SUM) else RECORDED
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """Where points fall in time, as SQL: ``bucket`` a point's step (from ``TimeUnix``),
+    ``since`` the look-back's start and ``start`` the range's start (both ``DateTime``).
+    The rows read must be those from ``since`` on."""
+
+    bucket: str
+    since: str
+    start: str
+
+
 _BUCKET = "intDiv(toUnixTimestamp(TimeUnix), {step_s:UInt32}) * {step_s:UInt32}"
+API_STEPS = Steps(_BUCKET, "toDateTime({from_s:Int64})", "toDateTime({start_s:Int64})")
+"""The API's steps: epoch-second buckets of ``step_s``, bound parameters for the times."""
 _WINDOW = (
-    "WINDOW w AS (PARTITION BY cityHash64(ServiceName, ResourceAttributes, ScopeName, "
-    "Attributes) ORDER BY TimeUnix, {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    "WINDOW w AS (PARTITION BY cityHash64(MetricName, ServiceName, ResourceAttributes, "
+    "ScopeName, Attributes) ORDER BY TimeUnix, {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
 )
 
 
@@ -166,22 +184,14 @@ def series_query(request: SeriesRequest) -> BoundQuery:
         )
         return sql, where.bind(step_s=request.step_s, **label_params)
     where = _filters(request, start_s - request.step_s)
-    increments = _increments_sql(table, labels_sql, where)
+    increments = increments_sql(table, f"{labels_sql} AS labels", where.sql, API_STEPS)
+    params = where.bind(step_s=request.step_s, start_s=start_s, **label_params)
     if agg in PERCENTILES:
-        sql = (
-            f"SELECT labels, bucket, argMax(value, total) AS value FROM ("
-            f"SELECT labels, bucket, sumForEach(d_counts) AS counts, arraySum(counts) AS total, "
-            f"{_percentile_sql('counts', 'ExplicitBounds', '{q:Float64}')} AS value "
-            f"FROM ({increments}) WHERE length(d_counts) > 0 "
-            f"GROUP BY labels, bucket, ExplicitBounds HAVING total > 0) "
-            f"GROUP BY labels, bucket ORDER BY labels, bucket"
-        )
-        return sql, where.bind(
-            step_s=request.step_s, start_s=start_s, q=PERCENTILES[agg], **label_params
-        )
+        sql = percentiles_sql(increments, "labels", {"value": "{q:Float64}"})
+        return f"{sql} ORDER BY labels, bucket", {**params, "q": PERCENTILES[agg]}
     value = {
         "increase": "sum(d_value)",
-        "rate": "sum(d_count) / {step_s:UInt32}" if table is not SUM else "sum(d_value) / {step_s:UInt32}",
+        "rate": rate_sql(table, "{step_s:UInt32}"),
         "avg": "sum(d_sum) / sum(d_count)",
     }[agg]
     having = " HAVING sum(d_count) > 0" if agg == "avg" else ""
@@ -189,13 +199,39 @@ def series_query(request: SeriesRequest) -> BoundQuery:
         f"SELECT labels, bucket, {value} AS value FROM ({increments}) "
         f"GROUP BY labels, bucket{having} ORDER BY labels, bucket"
     )
-    return sql, where.bind(step_s=request.step_s, start_s=start_s, **label_params)
+    return sql, params
 
 
-def _increments_sql(table: MetricTable, labels_sql: str, where: Where) -> str:
-    """Per point: labels, bucket and its increments (``d_value`` for sums; ``d_count``,
-    ``d_sum`` and, for explicit histograms, ``d_counts`` and ``ExplicitBounds``), points of
-    the look-back step dropped (see the module docstring)."""
+def rate_sql(table: MetricTable, step_s: str) -> str:
+    """Per second of a step of ``step_s`` seconds, aggregating rows of :func:`increments_sql`:
+    a sum's increase, or a histogram's (or summary's) count of new observations."""
+    return f"sum({'d_value' if table is SUM else 'd_count'}) / {step_s}"
+
+
+def percentiles_sql(increments: str, keys: str, quantiles: dict[str, str]) -> str:
+    """Rows of (``keys``, ``bucket``, one column per entry of ``quantiles``: name → SQL of
+    the quantile in [0, 1]) from the rows of :func:`increments_sql` on the histogram table,
+    grouped by the comma-separated ``keys`` columns and the bucket, interpolated as the
+    module docstring says; unordered."""
+    inner = ", ".join(
+        f"{_percentile_sql('counts', 'ExplicitBounds', q)} AS {name}" for name, q in quantiles.items()
+    )
+    outer = ", ".join(f"argMax({name}, total) AS {name}" for name in quantiles)
+    return (
+        f"SELECT {keys}, bucket, {outer} FROM ("
+        f"SELECT {keys}, bucket, sumForEach(d_counts) AS counts, arraySum(counts) AS total, "
+        f"{inner} FROM ({increments}) WHERE length(d_counts) > 0 "
+        f"GROUP BY {keys}, bucket, ExplicitBounds HAVING total > 0) "
+        f"GROUP BY {keys}, bucket"
+    )
+
+
+def increments_sql(table: MetricTable, keys: str, where: str, steps: Steps) -> str:
+    """Per point of ``table`` passing ``where`` (which must keep only recorded points of the
+    wanted metric from ``steps.since`` on): the select-list ``keys`` (SQL over the table's
+    columns, each with an alias), ``bucket`` and its increments (``d_value`` for sums;
+    ``d_count``, ``d_sum`` and, for explicit histograms, ``d_counts`` and
+    ``ExplicitBounds``), points before ``steps.start`` dropped (see the module docstring)."""
     if table is SUM:
         columns, new_run = "Value, IsMonotonic", "IsMonotonic AND Value < prev_value"
         deltas = {"d_value": ("Value", "Value - prev_value", "0")}
@@ -224,18 +260,18 @@ def _increments_sql(table: MetricTable, labels_sql: str, where: Where) -> str:
     temporality = "AggregationTemporality" if "AggregationTemporality" in table.columns else "2"
     selected = ", ".join(
         f"multiIf(AggregationTemporality = 1, {whole}, n = 1, "
-        f"if(StartTimeUnix >= toDateTime({{from_s:Int64}}), {whole}, {nothing}), "
+        f"if(StartTimeUnix >= {steps.since}, {whole}, {nothing}), "
         f"StartTimeUnix != prev_starttimeunix OR {new_run}, {whole}, {diff}) AS {alias}"
         for alias, (whole, diff, nothing) in deltas.items()
     )
     bounds = ", ExplicitBounds" if table is HISTOGRAM else ""
     return (
-        f"SELECT {labels_sql} AS labels, {_BUCKET} AS bucket{bounds}, {selected} "
-        f"FROM (SELECT ServiceName, ResourceAttributes, ScopeName, Attributes, StartTimeUnix, "
-        f"TimeUnix, {columns}, {temporality} AS AggregationTemporality, "
+        f"SELECT {keys}, {steps.bucket} AS bucket{bounds}, {selected} "
+        f"FROM (SELECT ServiceName, ResourceAttributes, ScopeName, Attributes, MetricName, "
+        f"StartTimeUnix, TimeUnix, {columns}, {temporality} AS AggregationTemporality, "
         f"row_number() OVER w AS n, {lags} "
-        f"FROM {table.name} WHERE {where.sql} {_WINDOW.format(order=previous[0])}) "
-        f"WHERE TimeUnix >= toDateTime({{start_s:Int64}})"
+        f"FROM {table.name} WHERE {where} {_WINDOW.format(order=previous[0])}) "
+        f"WHERE TimeUnix >= {steps.start}"
     )
 
 
