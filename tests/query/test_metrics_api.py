@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otelhouse.receiver.limits import DEFAULT_LIMITS
 from otelhouse.receiver.metric_points import convert_metrics_request
 from otelhouse.storage.metrics import insert_metrics
+from tests.histogram_quantile import interpolated
 from tests.query.hostile import INJECTION_CORPUS, long_urls  # noqa: F401 - fixture
 from tests.query.test_injection import get
 
@@ -155,17 +156,6 @@ def test_counter_increase_and_rate_across_reset_and_restart(
     late = points_of(query(api, "requests", start=60, agg="increase"))
     assert late == {(): {60: 25.0, 120: 10.0}}
     assert points_of(query(api, "jobs", agg="increase")) == {(): {0: 7.0, 60: 6.0}}
-
-
-def interpolated(counts: list[int], bounds: list[float], q: float) -> float:
-    cum = np.cumsum(counts)
-    rank = q * cum[-1]
-    i = int(np.searchsorted(cum, rank, side="left"))
-    if i == len(bounds):
-        return bounds[-1]
-    lower = (0.0 if bounds[0] > 0 else bounds[0]) if i == 0 else bounds[i - 1]
-    before = 0 if i == 0 else cum[i - 1]
-    return lower + (bounds[i] - lower) * (rank - before) / counts[i]
 
 
 def test_histogram_percentiles_avg_and_rate(api: TestClient, points: None) -> None:
