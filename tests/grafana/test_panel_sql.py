@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import math
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.storage import StorageConfig, migrate, open_client
 from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
+from tests.grafana.database import migrated_database
 from tests.grafana.dataset import (
     IN_RANGE_S,
     LEVEL_RANGES,
@@ -79,20 +78,14 @@ class Loaded:
 @pytest.fixture(scope="module")
 def loaded(data_dir: Path) -> Iterator[Loaded]:
     """One migrated database with the dataset, shared by this module's read-only tests."""
-    config = StorageConfig(data_dir=data_dir, database=f"test_{uuid.uuid4().hex[:12]}")
-    admin = open_client(config, database="")
-    migrate(admin, config)
-    client = open_client(config)
-    now_s = int(time.time())
-    spans = make_spans(now_s)
-    insert_spans(client, to_columns(spans))
-    logs = make_logs(now_s, spans)
-    insert_logs(client, to_log_columns(logs))
-    time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
-    yield Loaded(client, spans, time_range, logs)
-    client.close()
-    admin.command(f"DROP DATABASE IF EXISTS {config.database} SYNC")
-    admin.close()
+    with migrated_database(data_dir) as client:
+        now_s = int(time.time())
+        spans = make_spans(now_s)
+        insert_spans(client, to_columns(spans))
+        logs = make_logs(now_s, spans)
+        insert_logs(client, to_log_columns(logs))
+        time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
+        yield Loaded(client, spans, time_range, logs)
 
 
 # --------------------------------------------------------------------- comparisons
