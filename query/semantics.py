@@ -10,6 +10,10 @@ every endpoint and dashboard counts and groups the same way; this module names t
   service's, so they are not errors.
 - **request**: a span of kind ``Server``, or a root span (no parent) →
   ``otel_traces.IsRequest`` (same migration).
+- **error, in HTTP server metrics**: a point of ``http.server.request.duration`` whose
+  ``error.type`` attribute is set or whose ``http.response.status_code`` is >= 500 (the
+  same 5xx rule; metrics have no span status) → ``HTTP_METRIC_ERROR``, a condition on the
+  metrics tables' ``Attributes``.
 - **same exception**: same ``Type`` and same ``NormalizedMessage`` of ``otelhouse_exceptions``
   (``storage/schema/0005_exception_groups.sql``, where the masking of quoted strings, UUIDs,
   hex ids and numbers is written and explained).
@@ -19,3 +23,10 @@ ERROR = "IsError = 1"
 REQUEST = "IsRequest = 1"
 EXCEPTION_MESSAGE = "NormalizedMessage"
 """The exception message with what varies between occurrences masked."""
+
+HTTP_SERVER_DURATION = "http.server.request.duration"
+"""The semantic conventions' histogram of HTTP server request durations (seconds)."""
+HTTP_METRIC_ERROR = (
+    "(Attributes['error.type'] != '' "
+    "OR toUInt16OrZero(Attributes['http.response.status_code']) >= 500)"
+)
