@@ -28,6 +28,14 @@ Variables: ``$service`` and ``$operation`` hold values from the tables and are b
 ``sqlstring`` doubles quotes but leaves backslashes, which ClickHouse reads as escapes, so a
 typed ``\'`` would end the literal; a percent-encoded value is letters, digits, ``-_.~`` and
 ``%`` only.
+
+The Metrics dashboard reads the five ``otel_metrics_*`` tables and counts as the metrics API
+does (``otelhouse.query.metrics``): its rates, increments across counter resets and restarts
+and histogram percentiles are that module's SQL (:func:`increments_sql`,
+:func:`percentiles_sql`, :func:`rate_sql`) with the steps given by the panel interval, and an
+HTTP error is ``query.semantics.HTTP_METRIC_ERROR``. Its ``$metric`` (``<type>:<name>``) and
+``$group_by`` (an attribute key) come from the tables but may hold any character, so they are
+bound like the free-text variables.
 """
 
 from __future__ import annotations
@@ -40,7 +48,22 @@ from typing import Any
 from urllib.parse import quote
 
 from otelhouse.query.logs import LEVEL_NAMES, LEVEL_SQL, LEVELS, MAX_SEVERITY_NUMBER, severity_floor
-from otelhouse.query.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
+from otelhouse.query.metrics import (
+    RECORDED_VALUE,
+    Steps,
+    increments_sql,
+    percentiles_sql,
+    rate_sql,
+    recorded,
+)
+from otelhouse.query.semantics import (
+    ERROR,
+    EXCEPTION_MESSAGE,
+    HTTP_METRIC_ERROR,
+    HTTP_SERVER_DURATION,
+    REQUEST,
+)
+from otelhouse.storage.metrics import GAUGE, HISTOGRAM, METRIC_TABLES, SUM, MetricTable
 from otelhouse.storage.tables import EXCEPTIONS_TABLE, LOGS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
@@ -53,6 +76,7 @@ ENDPOINT_UID = "otelhouse-endpoint"
 EXCEPTIONS_UID = "otelhouse-exceptions"
 TRACES_UID = "otelhouse-traces"
 LOGS_UID = "otelhouse-logs"
+METRICS_UID = "otelhouse-metrics"
 
 SAMPLE_OCCURRENCES = 50
 LOG_LINES = 1000
@@ -768,12 +792,214 @@ LIMIT {TOP_LOG_SERVICES}""",
     )
 
 
+METRIC_KINDS: tuple[MetricTable, ...] = (GAUGE, SUM, HISTOGRAM)
+"""The metric types the Metrics dashboard draws (``$metric`` lists these)."""
+RUNTIME_PREFIXES = ("process.", "jvm.", "go.", "dotnet.", "v8js.", "nodejs.", "cpython.")
+"""Metric name prefixes of process and language-runtime metrics (semantic conventions, and the
+older ``process.runtime.*``)."""
+HTTP_QUANTILES = {"p50": "0.5", "p90": "0.9", "p99": "0.99"}
+METRIC_QUANTILE = "0.95"
+
+METRIC_IN_RANGE = "$__timeFilter(TimeUnix)"
+LOOKBACK_START = "$__fromTime - $__interval_s"
+METRIC_STEPS = Steps("$__timeInterval(TimeUnix)", LOOKBACK_START, "$__fromTime")
+"""Steps of the panel interval; a counter's first step reads one interval back."""
+WITH_LOOKBACK = f"TimeUnix >= {LOOKBACK_START} AND TimeUnix <= $__toTime"
+SELECTED = text_value("metric")
+SELECTED_KIND = f"splitByChar(':', {SELECTED})[1]"
+SELECTED_NAME = f"substring({SELECTED}, length({SELECTED_KIND}) + 2)"
+GROUP_KEY = text_value("group_by")
+SERIES = f"if({GROUP_KEY} = '', MetricName, concat({GROUP_KEY}, '=', Attributes[{GROUP_KEY}]))"
+"""A series of the selected metric: its name, or ``key=value`` of the group-by attribute."""
+RUNTIME_SERIES = (
+    "concat(MetricName, if(empty(Attributes), '', concat('{', arrayStringConcat("
+    "arrayMap((k, v) -> concat(k, '=', v), mapKeys(Attributes), mapValues(Attributes)), ', '), '}')))"
+)
+"""A runtime series: the metric name and its attributes, ``name{k=v, ...}``."""
+IS_RUNTIME = f"arrayExists(p -> startsWith(MetricName, p), {_sql_array(RUNTIME_PREFIXES)})"
+
+
+def _and(*conditions: str) -> str:
+    return "\n  AND ".join(conditions)
+
+
+def _increments(table: MetricTable, keys: str, *conditions: str) -> str:
+    """:func:`increments_sql` over the service's recorded points of ``table`` passing
+    ``conditions``, read from one interval before the time range."""
+    where = _and(WITH_LOOKBACK, ONE_SERVICE, recorded(table), *conditions)
+    return increments_sql(table, keys, where, METRIC_STEPS)
+
+
+def _http(keys: str) -> str:
+    return _increments(HISTOGRAM, keys, f"MetricName = '{HTTP_SERVER_DURATION}'")
+
+
+ROUTE = "Attributes['http.route'] AS route"
+
+
+def _selected(table: MetricTable) -> tuple[str, str]:
+    """Conditions keeping the points of ``$metric`` when it is of ``table``'s type (none
+    otherwise)."""
+    return f"MetricName = {SELECTED_NAME}", f"{SELECTED_KIND} = '{table.kind}'"
+
+
+def _selected_metric() -> str:
+    """The selected metric by its type: a gauge's average, a sum's rate per second, a
+    histogram's p95, per step and series (:data:`SERIES`)."""
+    series = f"{SERIES} AS series"
+    gauge = f"""
+  SELECT $__timeInterval(TimeUnix) AS time, {SERIES} AS series, avg(Value) AS value
+  FROM {GAUGE.name}
+  {_where(METRIC_IN_RANGE, ONE_SERVICE, RECORDED_VALUE, *_selected(GAUGE))}
+  GROUP BY series, time"""
+    rate = f"""
+  SELECT bucket AS time, series, {rate_sql(SUM, "$__interval_s")} AS value
+  FROM ({_increments(SUM, series, *_selected(SUM))})
+  GROUP BY series, time"""
+    histogram = _increments(HISTOGRAM, series, *_selected(HISTOGRAM))
+    quantile = f"""
+  SELECT bucket AS time, series, value
+  FROM ({percentiles_sql(histogram, "series", {"value": METRIC_QUANTILE})})"""
+    return f"""
+SELECT time, series, value
+FROM ({gauge}
+  UNION ALL{rate}
+  UNION ALL{quantile}
+)
+ORDER BY time"""
+
+
+def _runtime_metrics() -> str:
+    """Process and runtime metrics (:data:`RUNTIME_PREFIXES`): gauges and non-monotonic sums
+    (current values, such as memory in use) averaged per step, monotonic sums (such as CPU
+    time) as a rate per second."""
+    values = " UNION ALL ".join(
+        f"SELECT TimeUnix, MetricName, Attributes, Value FROM {table.name} "
+        f"WHERE {_and(METRIC_IN_RANGE, ONE_SERVICE, RECORDED_VALUE, IS_RUNTIME, *extra)}"
+        for table, extra in ((GAUGE, ()), (SUM, ("NOT IsMonotonic",)))
+    )
+    return f"""
+SELECT time, series, value
+FROM (
+  SELECT $__timeInterval(TimeUnix) AS time, {RUNTIME_SERIES} AS series, avg(Value) AS value
+  FROM ({values})
+  GROUP BY series, time
+  UNION ALL
+  SELECT bucket AS time, series, {rate_sql(SUM, "$__interval_s")} AS value
+  FROM ({_increments(SUM, f"{RUNTIME_SERIES} AS series", IS_RUNTIME, "IsMonotonic")})
+  GROUP BY series, time
+)
+ORDER BY time"""
+
+
+def _metric_names(*conditions: str) -> str:
+    """Each drawn type's metric names with points in range of the service, as ``type``,
+    ``MetricName``."""
+    return " UNION ALL ".join(
+        f"SELECT DISTINCT '{table.kind}' AS type, MetricName FROM {table.name} "
+        f"WHERE {_and(METRIC_IN_RANGE, ONE_SERVICE, *conditions)}"
+        for table in METRIC_KINDS
+    )
+
+
+def metrics_variables() -> list[dict[str, Any]]:
+    services = " UNION ALL ".join(
+        f"SELECT ServiceName FROM {table.name} WHERE {METRIC_IN_RANGE}" for table in METRIC_TABLES
+    )
+    metric = (
+        "SELECT concat(MetricName, ' (', type, ')') AS __text, concat(type, ':', MetricName) AS __value "
+        f"FROM ({_metric_names()}) ORDER BY MetricName, type"
+    )
+    keys = " UNION ALL ".join(
+        f"SELECT arrayJoin(mapKeys(Attributes)) AS key FROM {table.name} "
+        f"WHERE {_and(METRIC_IN_RANGE, ONE_SERVICE, *_selected(table))}"
+        for table in METRIC_KINDS
+    )
+    group_by = (
+        "SELECT __text, __value FROM (SELECT 'none' AS __text, '' AS __value, 0 AS o UNION ALL "
+        f"SELECT DISTINCT key, key, 1 FROM ({keys})) ORDER BY o, __text"
+    )
+    return [
+        query_variable("service", "Service",
+                       f"SELECT DISTINCT ServiceName FROM ({services}) ORDER BY ServiceName",
+                       multi=False, include_all=False),
+        query_variable("metric", "Metric", metric, multi=False, include_all=False),
+        {**query_variable("group_by", "Group by attribute", group_by, multi=False, include_all=False),
+         "sort": 0},
+    ]
+
+
+def metrics() -> dict[str, Any]:
+    http = f"{HTTP_SERVER_DURATION} histogram"
+    return dashboard(
+        METRICS_UID,
+        "otelhouse / Metrics",
+        "A service's HTTP server metrics, any metric it reports by type, and its runtime metrics "
+        "(the otel_metrics_* tables), counted as the metrics API counts.",
+        metrics_variables(),
+        [
+            timeseries(
+                "HTTP request rate",
+                f"""
+SELECT bucket AS time, route, {rate_sql(HISTOGRAM, "$__interval_s")} AS requests_per_s
+FROM ({_http(ROUTE)})
+GROUP BY route, time
+ORDER BY time""",
+                unit="reqps",
+                description=f"Requests per second per route: new observations of the {http}, "
+                            "across counter resets and restarts.",
+            ),
+            timeseries(
+                "HTTP error rate",
+                f"""
+SELECT bucket AS time, route, sumIf(d_count, error) / sum(d_count) AS error_rate
+FROM ({_http(f"{ROUTE}, {HTTP_METRIC_ERROR} AS error")})
+GROUP BY route, time
+HAVING sum(d_count) > 0
+ORDER BY time""",
+                unit="percentunit",
+                description="Share of requests per route that failed: error.type set or "
+                            "http.response.status_code >= 500.",
+            ),
+            timeseries(
+                "HTTP latency percentiles",
+                f"""
+SELECT bucket AS time, route, {", ".join(HTTP_QUANTILES)}
+FROM ({percentiles_sql(_http(ROUTE), "route", HTTP_QUANTILES)})
+ORDER BY time""",
+                unit="s",
+                description=f"p50, p90 and p99 per route, interpolated within the {http}'s buckets "
+                            "as Prometheus' histogram_quantile does.",
+                width=24,
+            ),
+            timeseries(
+                "Selected metric",
+                _selected_metric(),
+                unit="short",
+                description="The metric picked above, per group-by attribute value: a gauge's "
+                            "average, a sum's rate per second (across resets), a histogram's p95.",
+                width=24,
+            ),
+            timeseries(
+                "Runtime metrics",
+                _runtime_metrics(),
+                unit="short",
+                description="Process and runtime metrics (process.*, jvm.*, go.*, ...) when the "
+                            "service reports them: gauges and up-down counters averaged, "
+                            "counters (such as CPU time) per second.",
+                width=24,
+            ),
+        ],
+    )
+
+
 DASHBOARDS = {
     "service-overview.json": service_overview,
     "endpoint-detail.json": endpoint_detail,
     "exceptions.json": exceptions,
     "traces.json": traces,
     "logs.json": logs,
+    "metrics.json": metrics,
 }
 
 

@@ -31,10 +31,12 @@ def test_committed_json_is_what_build_py_generates() -> None:
     assert committed == rendered, "run: python grafana/build.py"
 
 
-def test_the_five_dashboards_load_with_unique_uids() -> None:
-    assert len(DASHBOARD_FILES) == len(BOARDS) == 5
+def test_the_six_dashboards_load_with_unique_uids() -> None:
+    assert len(DASHBOARD_FILES) == len(BOARDS) == 6
     titles = {b["title"] for b in BOARDS.values()}
-    assert {"Service overview", "Endpoint detail", "Exceptions", "Traces", "Logs"} == {t.split(" / ")[1] for t in titles}
+    assert {"Service overview", "Endpoint detail", "Exceptions", "Traces", "Logs", "Metrics"} == {
+        t.split(" / ")[1] for t in titles
+    }
 
 
 @pytest.mark.parametrize("uid", BOARD_IDS)
@@ -129,6 +131,18 @@ def test_free_text_of_the_logs_dashboard_is_bound_percent_encoded() -> None:
             for text in texts:
                 assert f"${{{name}:sqlstring}}" not in text and f"${name} " not in text
             assert any(f"decodeURLComponent('${{{name}:percentencode}}')" in text for text in texts), name
+
+
+def test_metric_and_attribute_key_of_the_metrics_dashboard_are_bound_percent_encoded() -> None:
+    """Metric names and attribute keys may hold any character: they reach SQL only as
+    ``decodeURLComponent('${x:percentencode}')``."""
+    board = BOARDS["otelhouse-metrics"]
+    texts = [t["rawSql"] for t in walk(board, "targets") for t in t]
+    texts += [v["query"] for v in variables(board).values()]
+    for name in ("metric", "group_by"):
+        for text in texts:
+            assert name not in referenced_variables(text.replace(f"${{{name}:percentencode}}", ""))
+        assert any(f"decodeURLComponent('${{{name}:percentencode}}')" in text for text in texts), name
 
 
 def test_clickhouse_datasource_is_in_otel_mode_on_the_otel_database() -> None:
