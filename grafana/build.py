@@ -8,7 +8,7 @@ are substituted by Grafana and the ``$__`` macros by the plugin (see tests/grafa
 for the exact rules), and tables are named without a database because the datasource's
 ``defaultDatabase`` selects it.
 
-Definitions (query/semantics.py, shared with the query API): a *request* is a span of kind
+Definitions (storage/semantics.py, shared with the query API): a *request* is a span of kind
 Server or a root span (``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500
 (``IsError``); exceptions are grouped by type and ``NormalizedMessage`` (migration 0005), as
 ``/api/v1/exceptions`` groups them. These, and ``HttpStatusCode``, are MATERIALIZED columns
@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 from otelhouse.query.logs import LEVEL_NAMES, LEVEL_SQL, LEVELS, MAX_SEVERITY_NUMBER, severity_floor
-from otelhouse.query.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
+from otelhouse.storage.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
 from otelhouse.storage.tables import EXCEPTIONS_TABLE, LOGS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
