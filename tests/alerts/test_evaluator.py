@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from otelhouse.alerts.notify import Notifier, rfc3339
+from otelhouse.storage.tables import METRICS_GAUGE_TABLE, METRICS_SUM_TABLE
 from tests.alerts.conftest import EXTERNAL_URL, Hook, Harness
 
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
@@ -236,3 +237,39 @@ def test_failing_and_hanging_receivers_are_retried_without_blocking(
         assert "Timeout" in stats["last_error"]
     finally:
         notifier.close(timeout_s=0)
+
+
+def test_metric_rules_gauge_avg_and_counter_rate(harness: Harness, hook: Hook) -> None:
+    harness.write_rules(rules(hook, """\
+  - alert: DeepQueue
+    signal: metrics
+    measure: avg
+    where: {metric: queue.depth}
+    op: ">"
+    threshold: 100
+    window: 5m
+    group_by: [service]
+  - alert: FastCounter
+    signal: metrics
+    measure: rate
+    where: {metric: http.requests, service: api}
+    op: ">"
+    threshold: 0.5
+    window: 5m
+"""))
+    at = [T0 - timedelta(minutes=m) for m in (4, 2)]
+    harness.storage.insert(METRICS_GAUGE_TABLE, [
+        ["worker", "queue.depth", at[0], 100.0, {}], ["worker", "queue.depth", at[1], 300.0, {}],
+        ["web", "queue.depth", at[1], 50.0, {}],
+    ], column_names=["ServiceName", "MetricName", "TimeUnix", "Value", "Attributes"])
+    harness.storage.insert(METRICS_SUM_TABLE, [
+        ["api", "http.requests", at[0], 1000.0, {"route": "/a"}, 2, True],
+        ["api", "http.requests", at[1], 1300.0, {"route": "/a"}, 2, True],
+        ["api", "http.requests", at[0], 5.0, {"route": "/b"}, 2, True],
+        ["api", "http.requests", at[1], 5.0, {"route": "/b"}, 2, True],
+    ], column_names=["ServiceName", "MetricName", "TimeUnix", "Value", "Attributes",
+                     "AggregationTemporality", "IsMonotonic"])
+    harness.start()
+    evaluate(harness, T0)
+    alerts = {(a.rule, a.labels.get("service")): a.value for a in harness.evaluator.alerts()}
+    assert alerts == {("DeepQueue", "worker"): 200.0, ("FastCounter", None): 300 / 300}
