@@ -232,7 +232,7 @@ class Evaluator:
             labels = {"alertname": rule.alert, **rule.labels, **group}
             annotations = {k: render(t, value, labels) for k, t in rule.annotations.items()}
             new = self._next(rule, current, fp, labels, annotations, value, breached, now)
-            if new is current:
+            if new is None or new is current:
                 continue
             with self._lock:
                 if new.state in (PENDING, FIRING):
@@ -255,10 +255,11 @@ class Evaluator:
         value: float,
         breached: bool,
         now: datetime,
-    ) -> Alert:
+    ) -> Alert | None:
+        """The alert's next state (``current`` itself: no alert and none to start)."""
         if current is None:
             if not breached:
-                return current  # type: ignore[return-value]
+                return None
             current = Alert(rule.alert, fp, labels, annotations, PENDING, value, now, None, now, False)
             if rule.for_s > 0:
                 return current

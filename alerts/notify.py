@@ -178,10 +178,12 @@ class Notifier:
         with httpx.Client(timeout=self._timeout_s) as client:
             while (item := work.get()) is not None:
                 receiver, body = item
-                self._deliver(client, receiver, body)
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+                try:
+                    self._deliver(client, receiver, body)
+                finally:
+                    with self._idle:
+                        self._pending -= 1
+                        self._idle.notify_all()
 
     def _deliver(self, client: httpx.Client, receiver: ReceiverSpec, body: dict[str, Any]) -> None:
         for attempt in range(self._max_attempts):
