@@ -8,7 +8,7 @@ are substituted by Grafana and the ``$__`` macros by the plugin (see tests/grafa
 for the exact rules), and tables are named without a database because the datasource's
 ``defaultDatabase`` selects it.
 
-Definitions (query/semantics.py, shared with the query API): a *request* is a span of kind
+Definitions (storage/semantics.py, shared with the query API): a *request* is a span of kind
 Server or a root span (``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500
 (``IsError``); exceptions are grouped by type and ``NormalizedMessage`` (migration 0005), as
 ``/api/v1/exceptions`` groups them. These, and ``HttpStatusCode``, are MATERIALIZED columns
@@ -33,7 +33,7 @@ The Metrics dashboard reads the five ``otel_metrics_*`` tables and counts as the
 does (``otelhouse.query.metrics``): its rates, increments across counter resets and restarts
 and histogram percentiles are that module's SQL (:func:`increments_sql`,
 :func:`percentiles_sql`, :func:`rate_sql`) with the steps given by the panel interval, and an
-HTTP error is ``query.semantics.HTTP_METRIC_ERROR``. Its ``$metric`` (``<type>:<name>``) and
+HTTP error is ``storage.semantics.HTTP_METRIC_ERROR``. Its ``$metric`` (``<type>:<name>``) and
 ``$group_by`` (an attribute key) come from the tables but may hold any character, so they are
 bound like the free-text variables.
 """
@@ -56,7 +56,7 @@ from otelhouse.query.metrics import (
     rate_sql,
     recorded,
 )
-from otelhouse.query.semantics import (
+from otelhouse.storage.semantics import (
     ERROR,
     EXCEPTION_MESSAGE,
     HTTP_METRIC_ERROR,

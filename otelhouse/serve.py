@@ -17,6 +17,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter
 
+from otelhouse.alerts.service import AlertRulesError, AlertService
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.asgi import HostedUvicorn
 from otelhouse.core.health import ComponentHealth, HealthRegistry
@@ -41,6 +42,8 @@ log = logging.getLogger("otelhouse")
 
 RECEIVER_HEALTH = "receiver"
 """The receiver's queue and in-flight numbers in ``/healthz``."""
+ALERTS_HEALTH = "alerts"
+"""The alert evaluator's rules, firing alerts and notification counts in ``/healthz``."""
 WAL_HEALTH = "wal"
 """The write-ahead log's backlog and its drainer's state in ``/healthz``."""
 
@@ -112,15 +115,24 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         )
     )
     api: HostedUvicorn | None = None
+    alerts: AlertService | None = None
     try:
         health = HealthRegistry()
         health.register(RECEIVER_HEALTH, lambda: ComponentHealth(receiver.health()))
         if wal is not None:
             health.register(WAL_HEALTH, wal.health)
-        json_logs = json_logs_router(
-            receiver.pipeline(LOGS.name), max_request_bytes=settings.max_request_bytes
-        )
-        api = await start_api(settings.api_config(), storage, health, ingest_routers=[json_logs])
+        routers = [
+            json_logs_router(
+                receiver.pipeline(LOGS.name), max_request_bytes=settings.max_request_bytes
+            )
+        ]
+        alerts = _start_alerts(settings, storage)
+        if alerts is not None:
+            health.register(ALERTS_HEALTH, alerts.health)
+            routers.append(alerts.router())
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, alerts.reload)
+        api = await start_api(settings.api_config(), storage, health, ingest_routers=routers)
         await stop.wait()
         log.info("shutting down: refusing new requests, flushing accepted spans")
     finally:
@@ -129,10 +141,26 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await _close_wal(wal, settings.wal_drain_timeout_s)
         if api is not None:
             await api.stop()
+        if alerts is not None:
+            await alerts.stop()
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         writer.close()
         admin.close()
+
+
+def _start_alerts(settings: Settings, storage: StorageConfig) -> AlertService | None:
+    """The alert evaluator, started, when a rules file is set; a file with mistakes stops
+    ``serve`` with every mistake listed."""
+    config = settings.alerts_config()
+    if config is None:
+        return None
+    try:
+        alerts = AlertService(config, storage)
+    except AlertRulesError as exc:
+        raise StartupError(f"{exc}\n  fix the rules file or unset --alert-rules") from exc
+    alerts.start()
+    return alerts
 
 
 async def _start_receivers(

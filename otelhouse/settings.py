@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from otelhouse.alerts.config import AlertsConfig
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
 from otelhouse.query.config import ApiConfig
@@ -116,6 +117,15 @@ class Settings(BaseSettings):
         description="Comma-separated bearer tokens; when set, /api and /jaeger routes need one.",
     )
 
+    alert_rules: Path | None = Field(
+        None,
+        description="YAML alert rules file; when set, serve evaluates the rules and notifies "
+        "their receivers (reloaded on change and on SIGHUP).",
+    )
+    alert_eval_interval_s: float = Field(
+        30.0, ge=1, description="Seconds between evaluations of the alert rules."
+    )
+
     @property
     def api_token_set(self) -> frozenset[str]:
         return split_tokens(self.api_tokens)
@@ -158,6 +168,17 @@ class Settings(BaseSettings):
     def api_config(self) -> ApiConfig:
         """What the query API needs: its address, accepted tokens and the (shared) TLS files."""
         return ApiConfig(self.api_addr, self.api_token_set, self.tls_cert_file, self.tls_key_file)
+
+    def alerts_config(self) -> AlertsConfig | None:
+        """The alert evaluator's part of the settings; None when no rules file is set.
+        Notifications link to the query API at ``api_addr``."""
+        if self.alert_rules is None:
+            return None
+        host, port = split_host_port(self.api_addr)
+        scheme = "https" if self.tls_cert_file else "http"
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        host = f"[{host}]" if ":" in host else host
+        return AlertsConfig(self.alert_rules, self.alert_eval_interval_s, f"{scheme}://{host}:{port}")
 
     def storage_config(self) -> StorageConfig:
         """What storage needs; raises ValueError when the URL's path is not an identifier."""

@@ -40,6 +40,7 @@ from otelhouse.query.filters import Where, map_entry, span_filter
 from otelhouse.query.params import MAX_RANGE, TimeRange, epoch_ns
 from otelhouse.query.units import datetime_from_ns
 from otelhouse.storage.logs import LOGS_TABLE
+from otelhouse.storage.semantics import LEVELS, MAX_SEVERITY_NUMBER, severity_floor
 
 MAX_LIMIT = 1000
 MAX_TRACE_LOGS = 10_000
@@ -47,13 +48,11 @@ TRACE_MARGIN = timedelta(minutes=1)
 """How far before its first span's start and after its last span's end a trace's logs are
 looked for (log and span clocks disagree, logs are written around span ends)."""
 
-LEVELS: tuple[str, ...] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 UNSPECIFIED = "UNSPECIFIED"
 LEVEL_NAMES: tuple[str, ...] = (UNSPECIFIED, *LEVELS)
 """Level names by the index :data:`LEVEL_SQL` computes."""
 LEVEL_SQL = "multiIf(SeverityNumber BETWEEN 1 AND 24, intDiv(SeverityNumber + 3, 4), 0)"
 """A record's level as an index into :data:`LEVEL_NAMES` (0 for no level)."""
-MAX_SEVERITY_NUMBER = 24
 
 ROW_KEY = (
     "cityHash64(ServiceName, TraceId, SpanId, SeverityNumber, SeverityText, Body, "
@@ -70,12 +69,6 @@ LOG_COLUMNS = (
 MAX_QUERY_TOKENS = 8
 """At most this many (the longest) of ``q``'s whole tokens go to the index condition."""
 _SEPARATOR = re.compile(rb"[^0-9A-Za-z\x80-\xff]+")
-
-
-def severity_floor(level: str) -> int | None:
-    """The lowest SeverityNumber of ``level`` (any case); None when it is no OTel level."""
-    upper = level.strip().upper()
-    return LEVELS.index(upper) * 4 + 1 if upper in LEVELS else None
 
 
 def level_name(severity_number: int) -> str:

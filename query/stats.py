@@ -14,7 +14,7 @@ worst-case bound. DDSketches also merge, so pre-aggregated rollups could store t
 
 What the numbers mean (one rule for every endpoint): ``spans`` counts every span of the
 group, ``requests`` the server/root spans among them and ``errors`` the spans that failed
-(``query/semantics.py``); ``error_rate`` is errors / spans; ``rate_per_s`` is spans per
+(``storage/semantics.py``); ``error_rate`` is errors / spans; ``rate_per_s`` is spans per
 second of the requested time range; percentiles are over the durations of all the spans.
 Durations are milliseconds.
 """
@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field
 
-from otelhouse.query.semantics import ERROR, REQUEST
+from otelhouse.storage.semantics import ERROR, REQUEST
 from otelhouse.query.units import NS_PER_MS, finite_or_none
 
 RELATIVE_ACCURACY = 0.01

@@ -33,7 +33,7 @@ from clickhouse_connect.driver.client import Client
 
 from otelhouse.query.filters import TIME_RANGE, Where, map_entry, span_filter
 from otelhouse.query.params import TimeRange, epoch_ns
-from otelhouse.query.semantics import ERROR, REQUEST
+from otelhouse.storage.semantics import ERROR, REQUEST
 from otelhouse.query.trace_fetch import trace_window
 from otelhouse.storage.tables import TRACES_TABLE
 
@@ -41,7 +41,7 @@ MAX_LIMIT = 1000
 
 ROOT = "ParentSpanId = ''"
 ROOT_PREFILTER = REQUEST
-"""Every root span is a request (``query/semantics.py``); the one-byte column is read first
+"""Every root span is a request (``storage/semantics.py``); the one-byte column is read first
 so the string column ``ParentSpanId`` is read only where requests are."""
 FAILED_IN_RANGE = f"SELECT TraceId FROM {TRACES_TABLE} WHERE {TIME_RANGE} AND {ERROR}"
 

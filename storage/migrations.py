@@ -68,6 +68,7 @@ def load_migrations(config: StorageConfig, *, text_index: bool = True) -> list[M
         "ttl_trace_id_ts": _ttl("Start", days),
         "ttl_logs": _ttl("Timestamp", days),
         "ttl_metrics": _ttl("TimeUnix", days),
+        "ttl_alerts": _ttl("Time", days),
         **(TEXT_INDEXES if text_index else BLOOM_INDEXES),
     }
     migrations = []

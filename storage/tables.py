@@ -25,6 +25,7 @@ METRICS_SUMMARY_TABLE = "otel_metrics_summary"
 EXCEPTIONS_TABLE = "otelhouse_exceptions"
 EXCEPTIONS_VIEW = "otelhouse_exceptions_mv"
 VERSION_TABLE = "otelhouse_schema_version"
+ALERTS_TABLE = "otelhouse_alerts"
 
 ALL: tuple[str, ...] = (
     TRACES_TABLE,
@@ -39,4 +40,5 @@ ALL: tuple[str, ...] = (
     EXCEPTIONS_TABLE,
     EXCEPTIONS_VIEW,
     VERSION_TABLE,
+    ALERTS_TABLE,
 )

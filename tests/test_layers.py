@@ -19,6 +19,7 @@ FOLDERS = {
     "storage": "otelhouse.storage",
     "receiver": "otelhouse.receiver",
     "query": "otelhouse.query",
+    "alerts": "otelhouse.alerts",
     "instrumentation": "otelhouse.instrumentation",
     "otelhouse": "otelhouse",
 }
@@ -29,6 +30,7 @@ MAY_IMPORT = {
     "otelhouse.storage": {"otelhouse.core", "otelhouse.storage"},
     "otelhouse.receiver": {"otelhouse.core", "otelhouse.storage", "otelhouse.receiver"},
     "otelhouse.query": {"otelhouse.core", "otelhouse.storage", "otelhouse.query"},
+    "otelhouse.alerts": {"otelhouse.core", "otelhouse.storage", "otelhouse.alerts"},
     "otelhouse.instrumentation": {"otelhouse.instrumentation"},
     "otelhouse": None,
 }

@@ -1,6 +1,6 @@
 """``GET /api/v1/errors``: where the errors are, per operation or per HTTP status code.
 
-"Error" is the one rule of ``query/semantics.py`` (StatusCode Error or HTTP status >= 500).
+"Error" is the one rule of ``storage/semantics.py`` (StatusCode Error or HTTP status >= 500).
 Groups are (service, operation) or (service, HTTP status code; 0 for spans without one),
 only those with errors, most errors first. The totals over the whole filter come from the
 same scan (``GROUPING SETS`` with an empty set), not from a second query.
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from otelhouse.query.deps import ClientDep
 from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from otelhouse.query.params import TimeRange, TimeRangeDep
-from otelhouse.query.semantics import ERROR
+from otelhouse.storage.semantics import ERROR
 from otelhouse.query.stats import error_rate
 from otelhouse.storage.tables import TRACES_TABLE
 

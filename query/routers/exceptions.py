@@ -5,7 +5,7 @@ Source: span events named ``exception`` (the OTel convention ``span.record_excep
 follows), their ``exception.type``, ``exception.message`` and ``exception.stacktrace``
 attributes. Groups are (service, type, normalised message); the normalised message is the
 ``otelhouse_exceptions`` column that the Grafana Exceptions dashboard groups by too
-(``query/semantics.py``; the masking rule is written once, in migration 0005). The events
+(``storage/semantics.py``; the masking rule is written once, in migration 0005). The events
 are read from ``otelhouse_exceptions`` (migration 0004), one row per exception event filled on
 insert by a materialized view: scanning them out of ``otel_traces`` read the whole event
 columns, since exceptions are spread over every granule. The time range applies to the
@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from otelhouse.query.deps import ClientDep
 from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from otelhouse.query.params import TimeRange, TimeRangeDep
-from otelhouse.query.semantics import EXCEPTION_MESSAGE
+from otelhouse.storage.semantics import EXCEPTION_MESSAGE
 from otelhouse.query.units import datetime_from_ns
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 

@@ -1,6 +1,6 @@
 """The request views: ``/api/v1/summary``, ``/api/v1/endpoints/top``, ``/api/v1/requests/recent``.
 
-They look at requests only — server or root spans (``query/semantics.py``). An endpoint is
+They look at requests only — server or root spans (``storage/semantics.py``). An endpoint is
 (service, HTTP method, route), where the route is ``http.route`` or, for requests that are
 not HTTP (gRPC, messaging consumers), the span name, so every request belongs to one. All
 columns read here are the MATERIALIZED hot columns, not the attribute maps.
@@ -24,7 +24,7 @@ from otelhouse.query.filters import (
     span_filter,
 )
 from otelhouse.query.params import TimeRange, TimeRangeDep
-from otelhouse.query.semantics import ERROR, REQUEST
+from otelhouse.storage.semantics import ERROR, REQUEST
 from otelhouse.query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
 from otelhouse.query.units import NS_PER_MS, datetime_from_ns, finite_or_none
 from otelhouse.storage.tables import TRACES_TABLE

@@ -1,7 +1,7 @@
 """Known spans and log records for the dashboard tests, and the facts about them computed in
 Python.
 
-The rules here are written from the definitions (query/semantics.py), not from the SQL: a
+The rules here are written from the definitions (storage/semantics.py), not from the SQL: a
 request is a Server span or a root span; an error has StatusCode Error or an HTTP status
 >= 500, read from the current or the older semantic-convention attribute.
 """

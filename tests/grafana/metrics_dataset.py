@@ -1,6 +1,6 @@
 """Known metric points for the Metrics dashboard's tests, and what the panels must show,
 computed in Python and numpy from the definitions (query/metrics.py's module docstring,
-query/semantics.py), not from the SQL.
+storage/semantics.py), not from the SQL.
 
 Times are epoch seconds around ``t0``, the start of the tested time range: cumulative
 counters and histograms with a reset (value down, same start) and a restart (new start), a

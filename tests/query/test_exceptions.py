@@ -13,7 +13,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from otelhouse.query.semantics import EXCEPTION_MESSAGE
+from otelhouse.storage.semantics import EXCEPTION_MESSAGE
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
 from tests.query.spans import Event, Span, Window, random_id, to_columns

@@ -11,7 +11,7 @@ from collections import Counter
 
 from clickhouse_connect.driver.client import Client
 
-from otelhouse.query.semantics import EXCEPTION_MESSAGE
+from otelhouse.storage.semantics import EXCEPTION_MESSAGE
 from otelhouse.settings import Settings
 from otelhouse.storage import migrate, open_client
 from otelhouse.storage.migrations import load_migrations

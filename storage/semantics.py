@@ -30,3 +30,13 @@ HTTP_METRIC_ERROR = (
     "(Attributes['error.type'] != '' "
     "OR toUInt16OrZero(Attributes['http.response.status_code']) >= 500)"
 )
+
+LEVELS: tuple[str, ...] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+"""OTel's six log levels; each is a range of four SeverityNumbers (TRACE 1-4 ... FATAL 21-24)."""
+MAX_SEVERITY_NUMBER = 24
+
+
+def severity_floor(level: str) -> int | None:
+    """The lowest SeverityNumber of ``level`` (any case); None when it is no OTel level."""
+    upper = level.strip().upper()
+    return LEVELS.index(upper) * 4 + 1 if upper in LEVELS else None
