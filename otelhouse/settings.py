@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="Size of a log segment file (at most a quarter of wal_max_bytes); drained "
         "segments are deleted.",
     )
+    insert_max_delay_ms: int = Field(
+        1000,
+        ge=0,
+        description="Longest a logged span or log record waits for its storage insert to fill "
+        "(up to batch_max_rows); larger, fewer inserts cost ClickHouse less. Clients are "
+        "answered at the log's fsync, so this delays only when rows become queryable.",
+    )
     wal_drain_timeout_s: float = Field(
         10.0,
         ge=0,
@@ -162,7 +169,10 @@ class Settings(BaseSettings):
     def storage_config(self) -> StorageConfig:
         """What storage needs; raises ValueError when the URL's path is not an identifier."""
         return StorageConfig.resolve(
-            self.data_dir, self.clickhouse_url, self.database, self.retention_days
+            self.data_dir,
+            self.clickhouse_url,
+            self.database,
+            self.retention_days,
         )
 
     def receiver_config(self) -> ReceiverConfig:
@@ -193,4 +203,5 @@ class Settings(BaseSettings):
             max_bytes=self.wal_max_bytes,
             segment_bytes=self.wal_segment_bytes,
             cache_rows=self.batch_max_rows,
+            insert_max_delay_s=self.insert_max_delay_ms / 1000,
         )
