@@ -16,10 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
 from otelhouse.query.config import ApiConfig
-from otelhouse.receiver.config import ReceiverConfig
+from otelhouse.receiver.config import DEFAULT_MAX_INFLIGHT_BYTES, ReceiverConfig
 from otelhouse.receiver.limits import ConvertLimits
 from otelhouse.receiver.wal.service import WalConfig
-from otelhouse.storage.config import StorageConfig, check_clickhouse_url, check_database
+from otelhouse.storage.config import (
+    DEFAULT_ENGINE_MEMORY_BYTES,
+    StorageConfig,
+    check_clickhouse_url,
+    check_database,
+)
 
 
 class Settings(BaseSettings):
@@ -53,6 +58,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         30, ge=0, description="Rows older than this are dropped by TTL; 0 keeps them forever."
     )
+    engine_memory_bytes: int = Field(
+        DEFAULT_ENGINE_MEMORY_BYTES,
+        ge=64 * 1024**2,
+        description="Memory limit of the embedded ClickHouse (its caches sized within it); an "
+        "insert or merge past it fails and is retried (ignored in server mode).",
+    )
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest OTLP request accepted, after decompression."
     )
@@ -72,13 +83,13 @@ class Settings(BaseSettings):
         200, ge=0, description="Longest a span or log record waits for its batch to fill before insert."
     )
     queue_max_rows: int = Field(
-        400_000,
+        100_000,
         gt=0,
         description="Spans (and, apart, log records) accepted but not yet stored before new "
-        "requests get UNAVAILABLE.",
+        "requests get UNAVAILABLE (converted rows take ~2.3 KB each in memory).",
     )
     max_inflight_bytes: int = Field(
-        256 * 1024 * 1024,
+        DEFAULT_MAX_INFLIGHT_BYTES,
         gt=0,
         description="Request bodies (as received) held at once by OTLP requests not yet "
         "answered; past it new requests get UNAVAILABLE / 503 with a retry delay.",
@@ -173,6 +184,7 @@ class Settings(BaseSettings):
             self.clickhouse_url,
             self.database,
             self.retention_days,
+            self.engine_memory_bytes,
         )
 
     def receiver_config(self) -> ReceiverConfig:
