@@ -263,8 +263,16 @@ def cpu_split(
 
 
 def proc_peak_rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmHWM:")
+
+
+def proc_rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmRSS:")
+
+
+def _status_mib(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -367,7 +375,8 @@ def end_to_end(
                 f"  end to end: {sum(acked) - acked_0:,} {unit} acknowledged, "
                 f"{stored_total(signal, now) - stored_0:,.0f} stored so far; backlog "
                 f"{now.get('otelhouse_wal_pending_spans', 0):,.0f} {unit}, oldest "
-                f"{now.get('otelhouse_wal_drain_lag_seconds', 0):.1f} s"
+                f"{now.get('otelhouse_wal_drain_lag_seconds', 0):.1f} s; server RSS "
+                f"{proc_rss_mib(server.pid):.0f} MiB"
             )
         acked_1, cpu_1, t_1 = sum(acked), proc_cpu_seconds(server.pid), time.perf_counter()
         threads_1 = thread_cpu_seconds(server.pid)
