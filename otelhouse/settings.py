@@ -17,10 +17,15 @@ from otelhouse.alerts.config import AlertsConfig
 from otelhouse.core.addresses import split_host_port
 from otelhouse.core.tokens import split_tokens
 from otelhouse.query.config import ApiConfig
-from otelhouse.receiver.config import ReceiverConfig
+from otelhouse.receiver.config import DEFAULT_MAX_INFLIGHT_BYTES, ReceiverConfig
 from otelhouse.receiver.limits import ConvertLimits
 from otelhouse.receiver.wal.service import WalConfig
-from otelhouse.storage.config import StorageConfig, check_clickhouse_url, check_database
+from otelhouse.storage.config import (
+    DEFAULT_ENGINE_MEMORY_BYTES,
+    StorageConfig,
+    check_clickhouse_url,
+    check_database,
+)
 
 
 class Settings(BaseSettings):
@@ -54,6 +59,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         30, ge=0, description="Rows older than this are dropped by TTL; 0 keeps them forever."
     )
+    engine_memory_bytes: int = Field(
+        DEFAULT_ENGINE_MEMORY_BYTES,
+        ge=64 * 1024**2,
+        description="Memory limit of the embedded ClickHouse (its caches sized within it); an "
+        "insert or merge past it fails and is retried (ignored in server mode).",
+    )
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest OTLP request accepted, after decompression."
     )
@@ -73,13 +84,13 @@ class Settings(BaseSettings):
         200, ge=0, description="Longest a span or log record waits for its batch to fill before insert."
     )
     queue_max_rows: int = Field(
-        400_000,
+        100_000,
         gt=0,
         description="Spans (and, apart, log records) accepted but not yet stored before new "
-        "requests get UNAVAILABLE.",
+        "requests get UNAVAILABLE (converted rows take ~2.3 KB each in memory).",
     )
     max_inflight_bytes: int = Field(
-        256 * 1024 * 1024,
+        DEFAULT_MAX_INFLIGHT_BYTES,
         gt=0,
         description="Request bodies (as received) held at once by OTLP requests not yet "
         "answered; past it new requests get UNAVAILABLE / 503 with a retry delay.",
@@ -105,6 +116,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Size of a log segment file (at most a quarter of wal_max_bytes); drained "
         "segments are deleted.",
+    )
+    insert_max_delay_ms: int = Field(
+        1000,
+        ge=0,
+        description="Longest a logged span or log record waits for its storage insert to fill "
+        "(up to batch_max_rows); larger, fewer inserts cost ClickHouse less. Clients are "
+        "answered at the log's fsync, so this delays only when rows become queryable.",
     )
     wal_drain_timeout_s: float = Field(
         10.0,
@@ -183,7 +201,11 @@ class Settings(BaseSettings):
     def storage_config(self) -> StorageConfig:
         """What storage needs; raises ValueError when the URL's path is not an identifier."""
         return StorageConfig.resolve(
-            self.data_dir, self.clickhouse_url, self.database, self.retention_days
+            self.data_dir,
+            self.clickhouse_url,
+            self.database,
+            self.retention_days,
+            self.engine_memory_bytes,
         )
 
     def receiver_config(self) -> ReceiverConfig:
@@ -214,4 +236,5 @@ class Settings(BaseSettings):
             max_bytes=self.wal_max_bytes,
             segment_bytes=self.wal_segment_bytes,
             cache_rows=self.batch_max_rows,
+            insert_max_delay_s=self.insert_max_delay_ms / 1000,
         )

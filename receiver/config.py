@@ -8,7 +8,7 @@ from pathlib import Path
 
 from otelhouse.receiver.limits import DEFAULT_LIMITS, ConvertLimits
 
-DEFAULT_MAX_INFLIGHT_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,10 @@ def open_client(config: StorageConfig, *, database: str | None = None) -> Client
         if config.embedded:
             config.data_dir.mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(
-                interface="chdb", path=str(config.data_dir.resolve()), database=db or None
+                interface="chdb",
+                path=str(config.data_dir.resolve()),
+                database=db or None,
+                chdb_options=config.engine_options(),
             )
         url = urlsplit(config.clickhouse_url or "")
         return clickhouse_connect.get_client(

@@ -43,6 +43,9 @@ def url_database(url: str | None) -> str | None:
     return path
 
 
+DEFAULT_ENGINE_MEMORY_BYTES = 512 * 1024**2
+
+
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     """The store to open: embedded chdb in ``data_dir`` when ``clickhouse_url`` is None, else
@@ -50,12 +53,15 @@ class StorageConfig:
 
     ``database`` is the effective database (use :meth:`resolve` to let a URL path win over a
     configured name); construction validates it, the URL and ``retention_days``.
+    ``engine_memory_bytes`` bounds the embedded engine's memory (its caches included); a
+    server manages its own.
     """
 
     data_dir: Path
     clickhouse_url: str | None = None
     database: str = "otel"
     retention_days: int = 30
+    engine_memory_bytes: int = DEFAULT_ENGINE_MEMORY_BYTES
 
     def __post_init__(self) -> None:
         check_database(self.database)
@@ -68,6 +74,8 @@ class StorageConfig:
                 )
         if self.retention_days < 0:
             raise ValueError("retention_days must be 0 (keep forever) or more")
+        if self.engine_memory_bytes < 64 * 1024**2:
+            raise ValueError("engine_memory_bytes must be at least 64 MiB")
 
     @classmethod
     def resolve(
@@ -76,6 +84,7 @@ class StorageConfig:
         clickhouse_url: str | None,
         database: str,
         retention_days: int,
+        engine_memory_bytes: int = DEFAULT_ENGINE_MEMORY_BYTES,
     ) -> StorageConfig:
         """The config with the effective database: the server URL's path when it has one,
         else ``database``."""
@@ -84,7 +93,25 @@ class StorageConfig:
             clickhouse_url=clickhouse_url,
             database=url_database(clickhouse_url) or database,
             retention_days=retention_days,
+            engine_memory_bytes=engine_memory_bytes,
         )
+
+    def engine_options(self) -> dict[str, int]:
+        """Server settings of the embedded engine: ``engine_memory_bytes`` as its memory
+        limit (a query or merge past it fails and is retried, the process stays up), and its
+        caches sized within it rather than at ClickHouse's server defaults (5 GiB mark and
+        index caches, sized for a dedicated host). Every client of one data directory in a
+        process must pass the same options."""
+        limit = self.engine_memory_bytes
+        return {
+            "max_server_memory_usage": limit,
+            "mark_cache_size": limit // 8,
+            "index_mark_cache_size": limit // 16,
+            "primary_index_cache_size": limit // 16,
+            "uncompressed_cache_size": 0,
+            "index_uncompressed_cache_size": 0,
+            "query_condition_cache_size": limit // 32,
+        }
 
     @property
     def embedded(self) -> bool:

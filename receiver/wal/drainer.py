@@ -39,7 +39,13 @@ class DrainStats:
 
 class Drainer:
     """Drains ``wal`` from a thread of its own, storing each batch with the insert its
-    signal maps to in ``inserts``."""
+    signal maps to in ``inserts``.
+
+    Inserts are of at most ``max_rows`` rows. Freshness is traded for fewer, larger parts:
+    a batch is inserted once ``max_rows`` rows are pending or the oldest of them has waited
+    ``max_delay_s`` (or appends are waiting for room in the log's cache, a backlog is read
+    from disk, or the drainer is stopping). Clients are answered at the log's fsync, so
+    the delay adds to the time before rows are queryable, never to request latency."""
 
     def __init__(
         self,
@@ -47,12 +53,14 @@ class Drainer:
         inserts: Mapping[Signal[Any, Any], Insert],
         *,
         max_rows: int,
+        max_delay_s: float = 0.0,
         min_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._wal = wal
         self._insert_by_signal = {signal.name: insert for signal, insert in inserts.items()}
         self._max_rows = max_rows
+        self._max_delay_s = max_delay_s
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
         self._stop = threading.Event()
@@ -104,6 +112,10 @@ class Drainer:
         while not self._should_exit():
             try:
                 if batch is None:
+                    if not self._wal.wait_for_rows(
+                        self._max_rows, self._max_delay_s, _POLL_S, self._stop.is_set
+                    ):
+                        continue
                     batch = self._wal.next_batch(self._max_rows, _POLL_S)
                     if batch is None:
                         continue

@@ -131,6 +131,7 @@ class WriteAheadLog:
         self._appended_rows = 0
         self._drained_rows = 0
         self._refused = 0
+        self._waiting_appends = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(directory)
         try:
@@ -217,17 +218,54 @@ class WriteAheadLog:
         for."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while (
-                not self._closed
-                and self._uncached_rows == 0
-                and self._cache_rows > 0
-                and self._cache_rows + rows > self._cache_limit
-                and storage_healthy()
-            ):
+            self._waiting_appends += 1
+            self._cond.notify_all()
+            try:
+                while (
+                    not self._closed
+                    and self._uncached_rows == 0
+                    and self._cache_rows > 0
+                    and self._cache_rows + rows > self._cache_limit
+                    and storage_healthy()
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._cond.wait(min(remaining, _HEALTH_POLL_S))
+            finally:
+                self._waiting_appends -= 1
+
+    def wait_for_rows(
+        self, min_rows: int, max_age_s: float, timeout_s: float, stopping: Callable[[], bool]
+    ) -> bool:
+        """Wait, at most ``timeout_s``, until a drain batch is worth inserting; True when it
+        is: at least ``min_rows`` rows are pending, the oldest pending row was appended
+        ``max_age_s`` ago or more, an append is waiting for room in the cache, rows must be
+        read back from disk (a backlog), or ``stopping()`` (shutdown drains at once).
+        False when nothing is pending or the timeout passed first (or the log is closed)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not self._closed:
+                if self._pending_rows > 0:
+                    if (
+                        self._pending_rows >= min_rows
+                        or self._waiting_appends > 0
+                        or self._uncached_rows > 0
+                        or stopping()
+                    ):
+                        return True
+                    oldest = self._oldest_pending_ns
+                    age_s = 0.0 if oldest is None else (time.time_ns() - oldest) / 1e9
+                    if age_s >= max_age_s:
+                        return True
+                    wait_s = max_age_s - age_s
+                else:
+                    wait_s = timeout_s
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
-                self._cond.wait(min(remaining, _HEALTH_POLL_S))
+                    return False
+                self._cond.wait(min(remaining, wait_s))
+            return False
 
     def next_batch(self, max_rows: int, timeout_s: float) -> DrainBatch | None:
         """The records after the checkpoint, as one batch of at most ``max_rows`` rows (at

@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class WalConfig:
-    """Where the log lives, its disk budget and segment size in bytes, and how many rows
-    of records not yet drained it keeps in memory (also the drainer's rows per insert)."""
+    """Where the log lives, its disk budget and segment size in bytes, how many rows of
+    records not yet drained it keeps in memory (also the drainer's rows per insert), and
+    the longest a logged row waits for its insert to fill (``insert_max_delay_s``)."""
 
     directory: Path
     max_bytes: int
     segment_bytes: int
     cache_rows: int
+    insert_max_delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +59,15 @@ class WalService:
         inserts: Mapping[Signal[Any, Any], Insert],
         *,
         max_rows: int,
+        max_delay_s: float = 0.0,
         max_backoff_s: float = 5.0,
         max_wait_s: float = MAX_APPEND_WAIT_S,
     ) -> None:
         self.wal = wal
         self.max_wait_s = max_wait_s
-        self.drainer = Drainer(wal, inserts, max_rows=max_rows, max_backoff_s=max_backoff_s)
+        self.drainer = Drainer(
+            wal, inserts, max_rows=max_rows, max_delay_s=max_delay_s, max_backoff_s=max_backoff_s
+        )
         self.drainer.start()
 
     @classmethod
@@ -86,7 +91,13 @@ class WalService:
         replayed = wal.stats().replayed_rows
         if replayed:
             log.info("replaying %d rows logged before the last stop into storage", replayed)
-        return cls(wal, inserts, max_rows=config.cache_rows, max_backoff_s=max_backoff_s)
+        return cls(
+            wal,
+            inserts,
+            max_rows=config.cache_rows,
+            max_delay_s=config.insert_max_delay_s,
+            max_backoff_s=max_backoff_s,
+        )
 
     def append(self, signal: Signal[Any, Any], columns: Columns) -> None:
         """Log ``columns`` of ``signal`` durably (see the class for the wait before)."""

@@ -423,3 +423,37 @@ def test_a_log_holding_a_signal_this_version_does_not_take_is_refused(tmp_path: 
         open_log(tmp_path)
     with open_log(tmp_path, signals=(TRACES, OTHER)) as wal:
         assert wal.stats().replayed_rows == 5
+
+
+def test_the_drainer_waits_for_a_full_insert_or_its_delay(tmp_path: Path) -> None:
+    inserted: list[tuple[int, float]] = []
+
+    def insert(spans: SpanColumns, token: str) -> None:
+        inserted.append((len(spans), time.monotonic()))
+
+    with open_log(tmp_path, cache_rows=100) as wal:
+        drainer = Drainer(wal, {TRACES: insert}, max_rows=100, max_delay_s=0.6)
+        drainer.start()
+        appended = time.monotonic()
+        wal.append(TRACES, spans_of(30, 1))
+        wal.append(TRACES, spans_of(30, 2))
+        time.sleep(0.3)
+        assert inserted == []
+        deadline = time.monotonic() + 10
+        while not inserted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [rows for rows, _ in inserted] == [60]
+        assert inserted[0][1] - appended >= 0.55
+
+        full = time.monotonic()
+        wal.append(TRACES, spans_of(100, 3))
+        while len(inserted) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert inserted[1][0] == 100
+        assert inserted[1][1] - full < 0.5
+
+        wal.append(TRACES, spans_of(10, 4))
+        stopping = time.monotonic()
+        assert drainer.stop(timeout_s=10)
+        assert [rows for rows, _ in inserted] == [60, 100, 10]
+        assert inserted[2][1] - stopping < 0.5

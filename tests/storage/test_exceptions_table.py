@@ -113,9 +113,10 @@ def test_events_stored_before_migration_5_get_the_normalised_message_too(
     rng = random.Random(6)
     before, expected_before = spans_with_events(rng, 20)
     insert_spans(storage, to_columns(before))
-    admin = open_client(settings, database="")
+    config = settings.storage_config()
+    admin = open_client(config, database="")
     try:
-        assert migrate(admin, settings) == [5]
+        assert migrate(admin, config) == [5]
     finally:
         admin.close()
     after, expected_after = spans_with_events(rng, 20)
