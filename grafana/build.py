@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from otelhouse.query.semantics import ERROR, EXCEPTION_MESSAGE, REQUEST
-from otelhouse.query.service_map import PARENT_LOOKBACK, edges_sql
+from otelhouse.query.service_map import edges_sql
 from otelhouse.storage.tables import EXCEPTIONS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
@@ -397,13 +397,17 @@ class MultiQueryPanel(Panel):
         return data
 
 
+MAP_START = "toDateTime64($__fromTime, 9)"
+MAP_END = "addNanoseconds(toDateTime64($__toTime, 9), 1)"
+"""The dashboard's range as ``$__timeFilter`` reads it (both ends included), for
+:func:`otelhouse.query.service_map.edges_sql`, which takes ``[start, end)``."""
+
+
 def _map_edges() -> str:
     """The service map's edges over the dashboard's range, the query API's SQL
-    (``otelhouse.query.service_map``) with Grafana's macros for the range, restricted to
-    edges touching the selected services."""
-    minutes = int(PARENT_LOOKBACK.total_seconds() // 60)
-    callers = f"Timestamp >= $__fromTime - INTERVAL {minutes} MINUTE AND Timestamp <= $__toTime"
-    return f"SELECT * FROM (\n{edges_sql(IN_RANGE, callers)}\n)\nWHERE {MAP_SERVICES}"
+    (``otelhouse.query.service_map``: rollup for covered minutes, live join for the rest),
+    restricted to edges touching the selected services."""
+    return f"SELECT * FROM (\n{edges_sql(MAP_START, MAP_END)}\n)\nWHERE {MAP_SERVICES}"
 
 
 def service_map_panel() -> Panel:

@@ -19,6 +19,8 @@ LOGS_TABLE = "otel_logs"
 EXCEPTIONS_TABLE = "otelhouse_exceptions"
 EXCEPTIONS_VIEW = "otelhouse_exceptions_mv"
 VERSION_TABLE = "otelhouse_schema_version"
+SERVICE_EDGES_TABLE = "otelhouse_service_edges"
+SERVICE_EDGES_VIEW = "otelhouse_service_edges_mv"
 
 ALL: tuple[str, ...] = (
     TRACES_TABLE,
@@ -28,4 +30,6 @@ ALL: tuple[str, ...] = (
     EXCEPTIONS_TABLE,
     EXCEPTIONS_VIEW,
     VERSION_TABLE,
+    SERVICE_EDGES_TABLE,
+    SERVICE_EDGES_VIEW,
 )

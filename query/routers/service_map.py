@@ -27,7 +27,9 @@ class ServiceMapResponse(RangeResponse):
         "service, or a Client/Producer span naming a peer (`peer.service`, `server.address`) "
         "that no span answers (a database, an external API). A call counts in the range its "
         "callee's span starts in; its caller's span may start up to "
-        f"{int(PARENT_LOOKBACK.total_seconds() // 60)} minutes earlier. p95 is within 1%."
+        f"{int(PARENT_LOOKBACK.total_seconds() // 60)} minutes earlier. p95 is within 1%. "
+        "Minutes that ended over 5 minutes ago are read from a rollup (spans arriving later "
+        "than that are not counted), the rest from the spans."
     ),
 )
 def service_map(client: ClientDep, time_range: TimeRangeDep) -> ServiceMapResponse:

@@ -26,3 +26,75 @@ ALTER TABLE ${database}.otel_traces
 
 ALTER TABLE ${database}.otel_traces
     MATERIALIZE COLUMN IsRequest, MATERIALIZE COLUMN PeerService SETTINGS mutations_sync = 2;
+
+-- The service map's rollup: calls per (minute, caller, callee) with errors and a duration
+-- sketch (p95 within 1%, mergeable), so a map over hours reads minutes instead of joining
+-- millions of spans (the join costs ~10 s at 10M spans on two cores). Rows with an empty
+-- Caller and Callee mark a minute the view has covered, with or without calls.
+CREATE TABLE IF NOT EXISTS ${database}.otelhouse_service_edges (
+    Timestamp DateTime CODEC(Delta(4), ZSTD(1)),
+    Caller LowCardinality(String) CODEC(ZSTD(1)),
+    Callee LowCardinality(String) CODEC(ZSTD(1)),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Duration AggregateFunction(quantileDD(0.01, 0.95), UInt64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toDate(Timestamp)
+ORDER BY (Timestamp, Caller, Callee)
+${ttl_traces}
+SETTINGS ttl_only_drop_parts = 1;
+
+-- Every minute, the minutes from the last one covered (at most a day back) to five minutes
+-- ago: a call's two spans are exported by two processes, the caller's after the callee's,
+-- so a minute is joined once both have had time to arrive. The join is the one of
+-- query/service_map.py (calls_sql), written out here because a migration is fixed SQL;
+-- tests/query/test_red.py checks that the rollup and the live join give the same edges.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${database}.otelhouse_service_edges_mv
+REFRESH EVERY 1 MINUTE APPEND TO ${database}.otelhouse_service_edges
+AS WITH
+    toDateTime(toStartOfMinute(now())) - 300 AS upto,
+    greatest((SELECT max(Timestamp) + 60 FROM ${database}.otelhouse_service_edges),
+             toDateTime(toStartOfMinute(now())) - 86400) AS since
+SELECT Timestamp, Caller, Callee, Calls, Errors, Duration FROM (
+    SELECT toDateTime(toStartOfMinute(at)) AS Timestamp, caller AS Caller, callee AS Callee,
+        count() AS Calls, countIf(failed) AS Errors,
+        quantileDDState(0.01, 0.95)(duration) AS Duration
+    FROM (
+        SELECT parent.ServiceName AS caller, child.ServiceName AS callee,
+            child.failed AS failed, child.Duration AS duration, child.Timestamp AS at
+        FROM (
+            SELECT cityHash64(TraceId, SpanId) AS key, ServiceName
+            FROM ${database}.otel_traces
+            WHERE Timestamp >= since - INTERVAL 300 SECOND AND Timestamp < upto
+        ) AS parent
+        INNER JOIN (
+            SELECT cityHash64(TraceId, ParentSpanId) AS key, ServiceName, IsError = 1 AS failed,
+                Duration, Timestamp
+            FROM ${database}.otel_traces
+            WHERE Timestamp >= since AND Timestamp < upto AND IsRequest = 1 AND ParentSpanId != ''
+        ) AS child ON child.key = parent.key
+        WHERE parent.ServiceName != child.ServiceName
+        UNION ALL
+        SELECT call.ServiceName AS caller, call.peer AS callee, call.failed AS failed,
+            call.Duration AS duration, call.Timestamp AS at
+        FROM (
+            SELECT cityHash64(TraceId, SpanId) AS key, ServiceName, PeerService AS peer,
+                IsError = 1 AS failed, Duration, Timestamp
+            FROM ${database}.otel_traces
+            WHERE Timestamp >= since AND Timestamp < upto AND PeerService != ''
+        ) AS call
+        LEFT ANTI JOIN (
+            SELECT cityHash64(TraceId, ParentSpanId) AS key
+            FROM ${database}.otel_traces
+            WHERE Timestamp >= since AND Timestamp < upto + INTERVAL 300 SECOND
+                AND IsRequest = 1 AND ParentSpanId != ''
+        ) AS child ON child.key = call.key
+    )
+    GROUP BY Timestamp, Caller, Callee
+    UNION ALL
+    SELECT since + arrayJoin(range(toUInt32(greatest(dateDiff('minute', since, upto), 0)))) * 60
+            AS Timestamp,
+        '' AS Caller, '' AS Callee, toUInt64(0) AS Calls, toUInt64(0) AS Errors,
+        quantileDDStateIf(0.01, 0.95)(toUInt64(0), 0) AS Duration
+    GROUP BY Timestamp
+);

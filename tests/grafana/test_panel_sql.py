@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 from otelhouse.storage import StorageConfig, migrate, open_client
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
+from tests.query.cross_service import pause_rollup
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
 from tests.grafana.dataset import IN_RANGE_S, NS, Event, Span, make_spans, normalize, to_columns
 from tests.grafana.expand import ALL, TimeRange, Variable, expand
@@ -67,6 +68,7 @@ def loaded(data_dir: Path) -> Iterator[Loaded]:
     now_s = int(time.time())
     spans = make_spans(now_s)
     insert_spans(client, to_columns(spans))
+    pause_rollup(client)
     time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
     yield Loaded(client, spans, time_range)
     client.close()

@@ -12,10 +12,28 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.client import Client
+
+from otelhouse.storage.tables import SERVICE_EDGES_TABLE, SERVICE_EDGES_VIEW
 from tests.query.trace_builder import SpanSpec
 
 ENTRY_KINDS = ("Server", "Consumer")
 TRACES = 120
+
+
+def pause_rollup(client: Client) -> None:
+    """Stop the service map's rollup (cancelling a refresh in progress) and empty it: spans
+    a test stores are dated in the past, after the view's first refresh already covered
+    those minutes, so without this they would count as arriving too late for the map."""
+    client.command(f"SYSTEM STOP VIEW {SERVICE_EDGES_VIEW}")
+    client.command(f"TRUNCATE TABLE {SERVICE_EDGES_TABLE}")
+
+
+def refresh_rollup(client: Client) -> None:
+    """Run the rollup once now, to its usual bound (minutes that ended 5 minutes ago)."""
+    client.command(f"SYSTEM START VIEW {SERVICE_EDGES_VIEW}")
+    client.command(f"SYSTEM REFRESH VIEW {SERVICE_EDGES_VIEW}")
+    client.command(f"SYSTEM WAIT VIEW {SERVICE_EDGES_VIEW}")
 
 
 def is_request(span: SpanSpec) -> bool:

@@ -7,8 +7,16 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
+from otelhouse.storage.tables import SERVICE_EDGES_TABLE
 from otelhouse.storage.traces import insert_spans
-from tests.query.cross_service import CrossService, build, is_request, status_counts
+from tests.query.cross_service import (
+    CrossService,
+    build,
+    is_request,
+    pause_rollup,
+    refresh_rollup,
+    status_counts,
+)
 from tests.query.spans import assert_percentiles
 from tests.query.trace_builder import to_columns
 
@@ -17,8 +25,10 @@ LEVELS = (0.5, 0.9, 0.95, 0.99)
 
 @pytest.fixture
 def cross(storage: Client) -> CrossService:
+    """The traces, stored as if they had arrived in time (see ``pause_rollup``)."""
     data = build()
     insert_spans(storage, to_columns(data.spans))
+    pause_rollup(storage)
     return data
 
 
@@ -105,6 +115,27 @@ def test_service_map_edges(api: TestClient, cross: CrossService) -> None:
         assert (edge["calls"], edge["errors"]) == (len(calls), errors)
         assert edge["error_rate"] == errors / len(calls)
         assert_percentiles([edge["p95_ms"]], [s.duration_ns for s in calls], [0.95])
+
+
+def test_service_map_from_the_rollup_equals_the_live_join(
+    api: TestClient, cross: CrossService, storage: Client
+) -> None:
+    live = api.get("/api/v1/service-map", params=cross.params).json()["edges"]
+    refresh_rollup(storage)
+    rolled = storage.query(
+        f"SELECT sum(Calls), uniqExact(Timestamp) FROM {SERVICE_EDGES_TABLE} WHERE Caller != ''"
+    ).result_rows[0]
+    assert rolled[0] > 0 and rolled[1] > 1, "the rollup covered some of the calls"
+    merged = api.get("/api/v1/service-map", params=cross.params).json()["edges"]
+    expected = cross.edges()
+    for before, after in zip(live, merged, strict=True):
+        calls = expected[after["caller"], after["callee"]]
+        assert_percentiles([after.pop("p95_ms")], [s.duration_ns for s in calls], [0.95])
+        before.pop("p95_ms")
+        assert before == after
+    refresh_rollup(storage)
+    again = api.get("/api/v1/service-map", params=cross.params).json()["edges"]
+    assert [e["calls"] for e in again] == [e["calls"] for e in merged], "minutes rolled once"
 
 
 def test_jaeger_dependencies(api: TestClient, cross: CrossService) -> None:
