@@ -104,11 +104,12 @@ def _parse_millis(value: str, parameter: str) -> int:
 def parse_dependencies_range(end_ts: str | None, lookback: str | None) -> TimeRange:
     """Jaeger's ``/api/dependencies`` range: ``endTs`` epoch ms (default now) and
     ``lookback`` ms before it (default 24 h), capped like every other range."""
-    end_at = (
-        _EPOCH + timedelta(milliseconds=_parse_millis(end_ts, "endTs"))
-        if end_ts
-        else datetime.now(UTC)
-    )
+    end_at = datetime.now(UTC)
+    if end_ts:
+        try:
+            end_at = _EPOCH + timedelta(milliseconds=_parse_millis(end_ts, "endTs"))
+        except OverflowError:
+            raise BadParameter("endTs", "epoch milliseconds out of range") from None
     window = (
         timedelta(milliseconds=_parse_millis(lookback, "lookback"))
         if lookback
@@ -118,7 +119,10 @@ def parse_dependencies_range(end_ts: str | None, lookback: str | None) -> TimeRa
         raise BadParameter("lookback", "must be more than 0 ms")
     if window > MAX_RANGE:
         raise BadParameter("lookback", f"time range is capped at {MAX_RANGE.days} days")
-    return TimeRange(end_at - window, end_at)
+    try:
+        return TimeRange(end_at - window, end_at)
+    except OverflowError:
+        raise BadParameter("endTs", "epoch milliseconds out of range") from None
 
 
 def parse_limit(value: str | None) -> int:

@@ -158,7 +158,13 @@ def test_jaeger_dependencies(api: TestClient, cross: CrossService) -> None:
 
 @pytest.mark.parametrize(
     ("params", "parameter"),
-    [({"endTs": "soon"}, "endTs"), ({"lookback": "1h"}, "lookback"), ({"lookback": "0"}, "lookback")],
+    [
+        ({"endTs": "soon"}, "endTs"),
+        ({"endTs": "999999999999999"}, "endTs"),
+        ({"lookback": "1h"}, "lookback"),
+        ({"lookback": "0"}, "lookback"),
+        ({"lookback": str(32 * 86_400_000)}, "lookback"),
+    ],
 )
 def test_jaeger_dependencies_rejects_bad_parameters(
     api: TestClient, params: dict, parameter: str
