@@ -8,8 +8,8 @@ are substituted by Grafana and the ``$__`` macros by the plugin (see tests/grafa
 for the exact rules), and tables are named without a database because the datasource's
 ``defaultDatabase`` selects it.
 
-Definitions (storage/semantics.py, shared with the query API): a *request* is a span of kind
-Server or a root span (``IsRequest``); an *error* is StatusCode Error or an HTTP status >= 500
+Definitions (storage/semantics.py, shared with the query API): a *request* is a service's
+entry span, of kind Server or Consumer or a root span (``IsRequest``, migration 0008); an *error* is StatusCode Error or an HTTP status >= 500
 (``IsError``); exceptions are grouped by type and ``NormalizedMessage`` (migration 0005), as
 ``/api/v1/exceptions`` groups them. These, and ``HttpStatusCode``, are MATERIALIZED columns
 added by otelhouse's schema migrations. Table names come from ``otelhouse.storage.tables``.
@@ -63,6 +63,7 @@ from otelhouse.storage.semantics import (
     HTTP_SERVER_DURATION,
     REQUEST,
 )
+from otelhouse.query.service_map import edges_sql
 from otelhouse.storage.metrics import GAUGE, HISTOGRAM, METRIC_TABLES, SUM, MetricTable
 from otelhouse.storage.tables import EXCEPTIONS_TABLE, LOGS_TABLE, TRACE_ID_TS_TABLE, TRACES_TABLE
 
@@ -350,7 +351,7 @@ FROM {TRACES_TABLE}
 GROUP BY ServiceName, time
 ORDER BY time""",
                 unit="reqps",
-                description="Requests per second (spans of kind Server, or root spans) per service.",
+                description="Requests per second (entry spans: kind Server or Consumer, or root spans) per service.",
             ),
             timeseries(
                 "Error rate",
@@ -382,13 +383,18 @@ ORDER BY time""",
                 "Services",
                 f"""
 SELECT ServiceName AS service,
-  count() / dateDiff('second', $__fromTime, $__toTime) AS requests_per_s,
+  {ACTIVE_RATE} AS requests_per_s,
   {endpoint_stats}
 FROM {TRACES_TABLE}
 {requests}
 GROUP BY service
 ORDER BY requests DESC""",
-                description="Click a service to open its endpoints in Endpoint detail.",
+                description=(
+                    "Requests (entry spans: kind Server or Consumer, or root spans) per "
+                    "service; errors and percentiles over those requests only. Requests per "
+                    "second from the service's first to its last request in the range (at "
+                    "least 1 s). Click a service to open its endpoints in Endpoint detail."
+                ),
                 links={"service": [{"title": "Endpoint detail", "url": service_link}]},
                 hidden=("q",),
                 units={"requests_per_s": "reqps", "error_rate": "percentunit",
@@ -409,7 +415,95 @@ LIMIT 20""",
                 hidden=("q",),
                 units={"error_rate": "percentunit", **{f"p{p}": "ms" for p in PERCENTILES}},
             ),
+            service_map_panel(),
         ],
+    )
+
+
+# ------------------------------------------------------------------------ service map
+
+ACTIVE_RATE = (
+    "count() / greatest((toUnixTimestamp64Nano(max(Timestamp)) - "
+    "toUnixTimestamp64Nano(min(Timestamp))) / 1e9, 1)"
+)
+"""Requests per second from the first to the last request in the range (at least 1 s), as
+``rate_per_s`` of the query API (query/stats.py)."""
+
+MAP_SERVICES = (
+    "$__conditionalAll(caller IN (${service:singlequote}) "
+    "OR callee IN (${service:singlequote}), $service)"
+)
+
+
+@dataclass
+class MultiQueryPanel(Panel):
+    """A panel fed by several queries, one target each, named by ``refId``."""
+
+    queries: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
+        data = super().to_json(panel_id, x, y)
+        (template,) = data["targets"]
+        data["targets"] = [
+            {**template, "refId": ref, "rawSql": sql.strip()} for ref, sql in self.queries.items()
+        ]
+        return data
+
+
+MAP_START = "toDateTime64($__fromTime, 9)"
+MAP_END = "addNanoseconds(toDateTime64($__toTime, 9), 1)"
+"""The dashboard's range as ``$__timeFilter`` reads it (both ends included), for
+:func:`otelhouse.query.service_map.edges_sql`, which takes ``[start, end)``."""
+
+
+def _map_edges() -> str:
+    """The service map's edges over the dashboard's range, the query API's SQL
+    (``otelhouse.query.service_map``: rollup for covered minutes, live join for the rest),
+    restricted to edges touching the selected services."""
+    return f"SELECT * FROM (\n{edges_sql(MAP_START, MAP_END)}\n)\nWHERE {MAP_SERVICES}"
+
+
+def service_map_panel() -> Panel:
+    """A node graph: nodes (services and unreported peers, with their requests and error
+    rate) and edges (calls, p95, errors) as the node graph panel reads two frames: one with
+    ``id``/``title``/``mainstat``/``secondarystat``, one with ``id``/``source``/``target``."""
+    edges = f"""
+SELECT concat(caller, ' -> ', callee) AS id, caller AS source, callee AS target,
+  calls AS mainstat, p95_ms AS secondarystat, errors AS detail__errors,
+  errors / calls AS detail__error_rate
+FROM (
+{_map_edges()}
+)
+ORDER BY source, target"""
+    nodes = f"""
+SELECT node AS id, node AS title, served.requests AS mainstat, served.error_rate AS secondarystat
+FROM (
+  SELECT DISTINCT arrayJoin([caller, callee]) AS node
+  FROM (
+{_map_edges()}
+  )
+) AS nodes
+LEFT JOIN (
+  SELECT ServiceName, count() AS requests, countIf({ERROR}) / count() AS error_rate
+  FROM {TRACES_TABLE}
+  {_where(IN_RANGE, REQUEST)}
+  GROUP BY ServiceName
+) AS served ON served.ServiceName = nodes.node
+ORDER BY id"""
+    return MultiQueryPanel(
+        "Service map",
+        "nodeGraph",
+        nodes,
+        TABLE,
+        24,
+        12,
+        "Which services call which in the range: an edge is a call from a span of one "
+        "service to another service's entry span, or a client call to a peer that sends no "
+        "spans (a database, an external API). Edges: calls and p95 ms of the callee's side; "
+        "nodes: requests and error rate (0 for peers that send no spans).",
+        queries={"nodes": nodes, "edges": edges},
+        options={"nodes": {"mainStatUnit": "short", "secondaryStatUnit": "percentunit"},
+                 "edges": {"mainStatUnit": "short", "secondaryStatUnit": "ms"}},
     )
 
 

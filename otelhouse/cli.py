@@ -10,16 +10,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from otelhouse.demo import command as demo_command
 from otelhouse.version import __version__
-from otelhouse.settings import Settings
+from otelhouse.settings import Settings, env_var, flag, unknown_env_vars
 from otelhouse import query_cli as query_command
+
+
+_METAVAR_BY_SUFFIX = (
+    ("_addr", "HOST:PORT"),
+    ("_url", "URL"),
+    ("_tokens", "TOKEN[,TOKEN...]"),
+    ("_dir", "DIR"),
+    ("_file", "FILE"),
+    ("_ms", "MS"),
+    ("_s", "SECONDS"),
+    ("_bytes", "BYTES"),
+    ("_days", "DAYS"),
+)
+
+
+def metavar(name: str, field: FieldInfo) -> str:
+    """The placeholder ``--help`` shows for a setting: what kind of value it takes, from its
+    unit suffix or its type (``--stats-interval-s SECONDS``, ``--max-events-per-span N``)."""
+    for suffix, placeholder in _METAVAR_BY_SUFFIX:
+        if name.endswith(suffix):
+            return placeholder
+    if field.annotation is bool:
+        return "true|false"
+    if field.annotation in (int, float):
+        return "N"
+    return "NAME"
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
@@ -27,26 +55,33 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) ->
     that is not given leaves the env var (or default) in force."""
     for name in names:
         field = Settings.model_fields[name]
-        env = f"OTELHOUSE_{name.upper()}"
-        default = field.default
         parser.add_argument(
-            f"--{name.replace('_', '-')}",
+            flag(name),
             dest=name,
             default=argparse.SUPPRESS,
-            metavar=name.split("_")[-1].upper(),
-            help=f"{field.description} [env {env}; default {default}]",
+            metavar=metavar(name, field),
+            help=f"{field.description} [env {env_var(name)}; default {field.default}]",
         )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings from flags over env vars; a bad value exits naming the flag or the env
+    var it came from, and the value."""
     overrides = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(error, overrides) for error in exc.errors())
         raise SystemExit(f"otelhouse: invalid setting: {problems}") from None
+
+
+def _problem(error: Any, overrides: dict[str, Any]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if name not in Settings.model_fields:
+        return f"{name or 'settings'}: {error['msg']}"
+    value = error.get("input")
+    source = f"{flag(name)} {value!r}" if name in overrides else f"{env_var(name)}={value!r}"
+    return f"{source}: {error['msg']}"
 
 
 SERVE_SETTINGS: tuple[str, ...] = tuple(Settings.model_fields)
@@ -101,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in unknown_env_vars(os.environ):
+        logging.getLogger("otelhouse").warning("%s", warning)
     return args.handler(args) or 0
 
 

@@ -78,9 +78,7 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> s
     return "\n".join(lines)
 
 
-STATS_COLUMNS = (
-    Column("SPANS", lambda r: r["spans"], numeric=True),
-    Column("REQUESTS", lambda r: r["requests"], numeric=True),
+RATE_COLUMNS = (
     Column("ERRORS", lambda r: r["errors"], numeric=True),
     Column("ERR%", lambda r: percent(r["error_rate"]), numeric=True),
     Column("RATE/S", lambda r: f"{r['rate_per_s']:.2f}", numeric=True),
@@ -88,6 +86,16 @@ STATS_COLUMNS = (
     Column("P90 MS", lambda r: ms(r["p90_ms"]), numeric=True),
     Column("P95 MS", lambda r: ms(r["p95_ms"]), numeric=True),
     Column("P99 MS", lambda r: ms(r["p99_ms"]), numeric=True),
+)
+REQUEST_COLUMNS = (Column("REQUESTS", lambda r: r["requests"], numeric=True), *RATE_COLUMNS)
+SPAN_COLUMNS = (Column("SPANS", lambda r: r["spans"], numeric=True), *RATE_COLUMNS)
+ENDPOINT_COLUMNS = (
+    Column("REQUESTS", lambda r: r["requests"], numeric=True),
+    Column("ERRORS", lambda r: r["errors"], numeric=True),
+    Column("ERR%", lambda r: percent(r["error_rate"]), numeric=True),
+    Column("RATE/S", lambda r: f"{r['rate_per_s']:.2f}", numeric=True),
+    Column("AVG MS", lambda r: ms(r["avg_ms"]), numeric=True),
+    Column("P95 MS", lambda r: ms(r["p95_ms"]), numeric=True),
 )
 
 
@@ -111,12 +119,6 @@ def _limit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="at most this many rows (server default)")
 
 
-def _operations_options(parser: argparse.ArgumentParser) -> None:
-    _service_option(parser)
-    parser.add_argument("--sort", choices=("count", "p99", "error_rate"), help="row order")
-    _limit_option(parser)
-
-
 def _traces_options(parser: argparse.ArgumentParser) -> None:
     _service_option(parser)
     parser.add_argument("--operation", help="only traces with a span of this name")
@@ -131,6 +133,63 @@ def _traces_options(parser: argparse.ArgumentParser) -> None:
 def _exceptions_options(parser: argparse.ArgumentParser) -> None:
     _service_option(parser)
     _limit_option(parser)
+
+
+def _operations_kind_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument(
+        "--kind",
+        choices=("Server", "Client", "Internal", "Producer", "Consumer", "Unspecified"),
+        help="only spans of this kind (Client: the service's outgoing calls)",
+    )
+    parser.add_argument("--sort", choices=("count", "p99", "error_rate"), help="row order")
+    _limit_option(parser)
+
+
+def _latency_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument("--operation", help="only requests with this span name")
+    parser.add_argument("--step", help="bucket width: 30s, 5m, 1h [about 60 buckets]")
+
+
+def _errors_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    parser.add_argument(
+        "--group-by",
+        choices=("operation", "status_code"),
+        help="group failed requests by span name or HTTP status [operation]",
+    )
+    _limit_option(parser)
+
+
+def _service_limit_options(parser: argparse.ArgumentParser) -> None:
+    _service_option(parser)
+    _limit_option(parser)
+
+
+def _summary_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [body]
+
+
+def _errors_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    total = {"service": "(all)", "operation": "", "status_code": None, **body}
+    return [total, *body["groups"]]
+
+
+def _exception_of(span: dict[str, Any]) -> str:
+    """The first exception event of a span, as ``Type: message``; empty without one."""
+    for event in span["events"]:
+        if event["name"] == "exception":
+            attributes = event["attributes"]
+            kind = attributes.get("exception.type", "")
+            message = attributes.get("exception.message", "")
+            return f"{kind}: {message}" if kind and message else kind or message
+    return ""
+
+
+def _http_status(span: dict[str, Any]) -> str:
+    attributes = span["attributes"]
+    return attributes.get("http.response.status_code") or attributes.get("http.status_code", "")
 
 
 def _trace_options(parser: argparse.ArgumentParser) -> None:
@@ -243,22 +302,103 @@ LOG_COLUMNS = (
 
 VIEWS: dict[str, View] = {
     "services": View(
-        help="per service: spans, requests, errors, rate and latency percentiles",
+        help="per service: its requests (entry spans), failed requests, rate and latency",
         path=lambda args: "/api/v1/services",
         rows=lambda body: body["services"],
-        columns=(Column("SERVICE", lambda r: r["service"]), *STATS_COLUMNS),
+        columns=(
+            Column("SERVICE", lambda r: r["service"]),
+            *REQUEST_COLUMNS,
+            Column("ALL SPANS", lambda r: r["spans"], numeric=True),
+        ),
     ),
     "operations": View(
-        help="the same per service and operation (span name)",
+        help="every span per service, span name and kind (outgoing calls included)",
         path=lambda args: "/api/v1/operations",
         rows=lambda body: body["operations"],
         columns=(
             Column("SERVICE", lambda r: r["service"]),
             Column("OPERATION", lambda r: r["operation"]),
-            *STATS_COLUMNS,
+            Column("KIND", lambda r: r["kind"]),
+            *SPAN_COLUMNS,
         ),
-        options=_operations_options,
-        params=lambda args: _given(args, "service", "sort", "limit"),
+        options=_operations_kind_options,
+        params=lambda args: _given(args, "service", "kind", "sort", "limit"),
+    ),
+    "latency": View(
+        help="requests, errors, rate and latency per time bucket",
+        path=lambda args: "/api/v1/latency",
+        rows=lambda body: body["buckets"],
+        columns=(Column("START", lambda r: r["start"]), *REQUEST_COLUMNS),
+        options=_latency_options,
+        params=lambda args: _given(args, "service", "operation", "step"),
+    ),
+    "errors": View(
+        help="failed requests per operation or HTTP status, with the total first",
+        path=lambda args: "/api/v1/errors",
+        rows=_errors_rows,
+        columns=(
+            Column("SERVICE", lambda r: r["service"]),
+            Column(
+                "GROUP",
+                lambda r: r["operation"] if r.get("status_code") is None else r["status_code"],
+            ),
+            Column("REQUESTS", lambda r: r["requests"], numeric=True),
+            Column("ERRORS", lambda r: r["errors"], numeric=True),
+            Column("ERR%", lambda r: percent(r["error_rate"]), numeric=True),
+        ),
+        options=_errors_options,
+        params=lambda args: _given(args, "service", "group_by", "limit"),
+    ),
+    "summary": View(
+        help="all requests in the range: count, errors, rate, latency, endpoints",
+        path=lambda args: "/api/v1/summary",
+        rows=_summary_rows,
+        columns=(*ENDPOINT_COLUMNS, Column("ENDPOINTS", lambda r: r["endpoints"], numeric=True)),
+        options=_service_option,
+        params=lambda args: _given(args, "service"),
+    ),
+    "endpoints": View(
+        help="the busiest endpoints (service, method, route)",
+        path=lambda args: "/api/v1/endpoints/top",
+        rows=lambda body: body["endpoints"],
+        columns=(
+            Column("SERVICE", lambda r: r["service"]),
+            Column("METHOD", lambda r: r["method"] or "-"),
+            Column("ROUTE", lambda r: r["route"]),
+            *ENDPOINT_COLUMNS,
+        ),
+        options=_service_limit_options,
+        params=lambda args: _given(args, "service", "limit"),
+    ),
+    "requests": View(
+        help="the newest requests, newest first",
+        path=lambda args: "/api/v1/requests/recent",
+        rows=lambda body: body["requests"],
+        columns=(
+            Column("TIME", lambda r: r["time"]),
+            Column("SERVICE", lambda r: r["service"]),
+            Column("METHOD", lambda r: r["method"] or "-"),
+            Column("ROUTE", lambda r: r["route"]),
+            Column("STATUS", lambda r: r["status_code"] or "-", numeric=True),
+            Column("ERROR", lambda r: "error" if r["error"] else ""),
+            Column("DURATION MS", lambda r: ms(r["duration_ms"]), numeric=True),
+            Column("TRACE ID", lambda r: r["trace_id"]),
+        ),
+        options=_service_limit_options,
+        params=lambda args: _given(args, "service", "limit"),
+    ),
+    "map": View(
+        help="the service map: calls, errors and p95 per caller -> callee",
+        path=lambda args: "/api/v1/service-map",
+        rows=lambda body: body["edges"],
+        columns=(
+            Column("CALLER", lambda r: r["caller"]),
+            Column("CALLEE", lambda r: r["callee"]),
+            Column("CALLS", lambda r: r["calls"], numeric=True),
+            Column("ERRORS", lambda r: r["errors"], numeric=True),
+            Column("ERR%", lambda r: percent(r["error_rate"]), numeric=True),
+            Column("P95 MS", lambda r: ms(r["p95_ms"]), numeric=True),
+        ),
     ),
     "traces": View(
         help="search traces: one summary line per trace",
@@ -297,7 +437,10 @@ VIEWS: dict[str, View] = {
             Column("SPAN", lambda r: "  " * r["depth"] + r["name"]),
             Column("KIND", lambda r: r["kind"]),
             Column("STATUS", lambda r: "error" if r["error"] else r["status_code"]),
+            Column("HTTP", lambda r: _http_status(r) or "-"),
             Column("SPAN ID", lambda r: r["span_id"]),
+            Column("MESSAGE", lambda r: r["status_message"].replace("\n", "\\n")),
+            Column("EXCEPTION", lambda r: _exception_of(r).replace("\n", "\\n")),
         ),
         options=_trace_options,
     ),
@@ -383,7 +526,8 @@ def register(subparsers: Any) -> None:
     """Add ``otelhouse query`` and its subcommands."""
     parser = subparsers.add_parser(
         "query",
-        help="ask a running otelhouse for services, operations, traces, exceptions, logs and metrics",
+        help="ask a running otelhouse for services, latency, errors, endpoints, requests, "
+        "the service map, traces, exceptions, logs and metrics",
         description=(
             "Query a running `otelhouse serve` over its HTTP API and print tables (or --json). "
             f"The server is found at --url or {ADDR_ENV}; a token comes from --token or "

@@ -36,7 +36,13 @@ from otelhouse.receiver.stats import report_periodically
 from otelhouse.receiver.traces import TRACES
 from otelhouse.receiver.wal import WalError, WalService
 from otelhouse.settings import Settings
-from otelhouse.storage import StorageConfig, StorageUnavailable, migrate, open_client
+from otelhouse.storage import (
+    StorageConfig,
+    StorageUnavailable,
+    data_dir_in_use,
+    migrate,
+    open_client,
+)
 
 log = logging.getLogger("otelhouse")
 
@@ -66,16 +72,23 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
 
     storage = settings.storage_config()
+    _quiet_uvicorn()
+    in_use = StartupError(
+        f"another otelhouse process is already using the data directory {settings.data_dir}: "
+        "stop it first, or give this one its own --data-dir."
+    )
+    if data_dir_in_use(storage):
+        raise in_use
     try:
         admin = open_client(storage, database="")
     except StorageUnavailable as exc:
-        hint = (
-            "is another otelhouse process using this data directory? chdb lets one process "
-            "own it: stop that process or choose another --data-dir"
-            if storage.embedded
-            else "is the server up and the URL right? check --clickhouse-url"
-        )
-        raise StartupError(f"{exc}\n  {hint}") from exc
+        if storage.embedded and data_dir_in_use(storage):
+            raise in_use from exc
+        raise StartupError(
+            f"{exc}\n  is the server up and the URL right? check --clickhouse-url"
+            if not storage.embedded
+            else str(exc)
+        ) from exc
     applied = migrate(admin, storage)
     log.info(
         "storage: %s, database %s%s",
@@ -147,6 +160,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await asyncio.gather(reporter, return_exceptions=True)
         writer.close()
         admin.close()
+        log.info("%s", stopped_line(receiver))
 
 
 def _start_alerts(settings: Settings, storage: StorageConfig) -> AlertService | None:
@@ -227,6 +241,27 @@ async def _close_wal(wal: WalService, drain_timeout_s: float) -> None:
             "next start",
             wal.stats().log.pending_rows,
         )
+
+
+def stopped_line(receiver: Receiver) -> str:
+    """The one line ``serve`` ends with: what this run received and stored (with the
+    write-ahead log: made durable there; what it still held is logged before)."""
+    spans = receiver.pipeline(TRACES.name).stats.stored
+    records = receiver.pipeline(LOGS.name).stats.stored
+    return f"stopped: {spans} spans and {records} log records stored"
+
+
+UVICORN_LOGGER = "uvicorn.error"
+
+
+def _quiet_uvicorn() -> None:
+    """uvicorn logs its start and stop lines once per hosted server (the OTLP/HTTP receiver
+    and the query API), which repeats "Started server process" in one process; ``serve``
+    logs its own listening and stopping lines, so keep only uvicorn's warnings and errors
+    unless debugging."""
+    logger = logging.getLogger(UVICORN_LOGGER)
+    if not logger.isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.WARNING)
 
 
 def _tune_gc() -> None:

@@ -8,6 +8,8 @@ one's narrow config (``storage_config()``, ``api_config()``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -28,8 +30,44 @@ from otelhouse.storage.config import (
 )
 
 
+ENV_PREFIX = "OTELHOUSE_"
+OTHER_ENV_VARS = frozenset(
+    {
+        "OTELHOUSE_API_TOKEN",
+        "OTELHOUSE_JAEGER_URL",
+        "OTELHOUSE_TEST_CLICKHOUSE_URL",
+    }
+)
+"""``OTELHOUSE_*`` variables that are not settings: ``otelhouse query``'s token, the
+address Grafana's provisioning gives the Jaeger datasource, the test suite's server URL."""
+
+
+def env_var(name: str) -> str:
+    """The environment variable of setting ``name``."""
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def flag(name: str) -> str:
+    """The ``serve`` flag of setting ``name``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``OTELHOUSE_*`` variable in ``environ`` that no part of otelhouse
+    reads (a misspelt setting is otherwise silently ignored), naming the closest known one."""
+    known = {env_var(name) for name in Settings.model_fields} | OTHER_ENV_VARS
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in known:
+            continue
+        close = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{variable} is not an otelhouse setting and is ignored{hint}")
+    return warnings
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OTELHOUSE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(
         Path("./otelhouse-data"),

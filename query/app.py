@@ -97,7 +97,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 def _api_routers() -> list:
     """Routers under /api and /jaeger; every one of them sits behind the token check."""
     from otelhouse.query.routers import errors, exceptions, latency, operations, requests, services
-    from otelhouse.query.routers import jaeger, logs, metrics, traces
+    from otelhouse.query.routers import jaeger, logs, metrics, service_map, traces
 
-    aggregates = [services, operations, latency, errors, exceptions, requests]
+    aggregates = [services, operations, latency, errors, exceptions, requests, service_map]
     return [module.router for module in [*aggregates, traces, logs, metrics, jaeger]]

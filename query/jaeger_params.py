@@ -90,6 +90,41 @@ def parse_time_range(start: str | None, end: str | None, lookback: str | None) -
     return TimeRange(start_at, end_at)
 
 
+DEFAULT_DEPENDENCIES_LOOKBACK = timedelta(hours=24)
+"""Jaeger's own default for ``/api/dependencies`` without ``lookback``."""
+
+
+def _parse_millis(value: str, parameter: str) -> int:
+    text = value.strip()
+    if not re.fullmatch(r"[0-9]{1,15}", text):
+        raise BadParameter(parameter, "expected milliseconds (a non-negative integer)")
+    return int(text)
+
+
+def parse_dependencies_range(end_ts: str | None, lookback: str | None) -> TimeRange:
+    """Jaeger's ``/api/dependencies`` range: ``endTs`` epoch ms (default now) and
+    ``lookback`` ms before it (default 24 h), capped like every other range."""
+    end_at = datetime.now(UTC)
+    if end_ts:
+        try:
+            end_at = _EPOCH + timedelta(milliseconds=_parse_millis(end_ts, "endTs"))
+        except OverflowError:
+            raise BadParameter("endTs", "epoch milliseconds out of range") from None
+    window = (
+        timedelta(milliseconds=_parse_millis(lookback, "lookback"))
+        if lookback
+        else DEFAULT_DEPENDENCIES_LOOKBACK
+    )
+    if window <= timedelta(0):
+        raise BadParameter("lookback", "must be more than 0 ms")
+    if window > MAX_RANGE:
+        raise BadParameter("lookback", f"time range is capped at {MAX_RANGE.days} days")
+    try:
+        return TimeRange(end_at - window, end_at)
+    except OverflowError:
+        raise BadParameter("endTs", "epoch milliseconds out of range") from None
+
+
 def parse_limit(value: str | None) -> int:
     """Absent or 0 → ``DEFAULT_LIMIT``; above ``MAX_LIMIT`` → ``MAX_LIMIT``."""
     if value is None or value.strip() in ("", "0"):

@@ -8,6 +8,8 @@ each open their own.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -18,6 +20,32 @@ from otelhouse.storage.config import StorageConfig
 
 class StorageUnavailable(RuntimeError):
     """ClickHouse could not be reached or refused the operation; the caller may retry."""
+
+
+EMBEDDED_LOCK_FILE = "status"
+"""The file the embedded engine holds an exclusive ``flock`` on while a process owns the
+data directory (ClickHouse's status file)."""
+
+
+def data_dir_in_use(config: StorageConfig) -> bool:
+    """Whether another process owns the embedded store's data directory now. Asked before
+    opening it, so the answer can be said plainly instead of the engine's own message
+    (which it also prints to stderr). Always False in server mode."""
+    if not config.embedded:
+        return False
+    try:
+        fd = os.open(config.data_dir / EMBEDDED_LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def open_client(config: StorageConfig, *, database: str | None = None) -> Client:

@@ -8,8 +8,19 @@ every endpoint and dashboard counts and groups the same way; this module names t
   (``http.response.status_code``, or the older ``http.status_code``) → ``otel_traces.IsError``
   (``storage/schema/0002_hot_columns.sql``). 4xx answers are the client's mistake, not the
   service's, so they are not errors.
-- **request**: a span of kind ``Server``, or a root span (no parent) →
-  ``otel_traces.IsRequest`` (same migration).
+- **request**: a service's entry spans, where work enters the service: a span of kind
+  ``Server`` or ``Consumer``, or a root span (no parent) → ``otel_traces.IsRequest``
+  (``storage/schema/0008_entry_spans.sql``). A span whose parent belongs to another service
+  is an entry too; a column cannot see the parent, and instrumentation that follows the
+  semantic conventions makes that span a Server or Consumer span (docs/architecture.md).
+  Everything a service says about itself (requests, errors, error rate, latency, rate)
+  is computed over these spans; outgoing calls (Client, Producer) and internal work count
+  only in the per-operation view.
+- **a request's error**: a request that is an error by the rule above
+  (:data:`REQUEST_ERROR`); a 404 an outgoing call received is neither.
+- **peer**: the callee a Client or Producer span names (``peer.service``, else
+  ``server.address``) → ``otel_traces.PeerService`` (migration 0008), for service-map edges
+  to callees that report no spans.
 - **error, in HTTP server metrics**: a point of ``http.server.request.duration`` whose
   ``error.type`` attribute is set or whose ``http.response.status_code`` is >= 500 (the
   same 5xx rule; metrics have no span status) → ``HTTP_METRIC_ERROR``, a condition on the
@@ -21,6 +32,8 @@ every endpoint and dashboard counts and groups the same way; this module names t
 
 ERROR = "IsError = 1"
 REQUEST = "IsRequest = 1"
+REQUEST_ERROR = f"{REQUEST} AND {ERROR}"
+PEER = "PeerService"
 EXCEPTION_MESSAGE = "NormalizedMessage"
 """The exception message with what varies between occurrences masked."""
 

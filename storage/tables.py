@@ -26,6 +26,8 @@ EXCEPTIONS_TABLE = "otelhouse_exceptions"
 EXCEPTIONS_VIEW = "otelhouse_exceptions_mv"
 VERSION_TABLE = "otelhouse_schema_version"
 ALERTS_TABLE = "otelhouse_alerts"
+SERVICE_EDGES_TABLE = "otelhouse_service_edges"
+SERVICE_EDGES_VIEW = "otelhouse_service_edges_mv"
 
 ALL: tuple[str, ...] = (
     TRACES_TABLE,
@@ -41,4 +43,6 @@ ALL: tuple[str, ...] = (
     EXCEPTIONS_VIEW,
     VERSION_TABLE,
     ALERTS_TABLE,
+    SERVICE_EDGES_TABLE,
+    SERVICE_EDGES_VIEW,
 )

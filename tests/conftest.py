@@ -32,7 +32,7 @@ from otelhouse.receiver.signal import Signal
 from otelhouse.receiver.traces import TRACES
 from otelhouse.serve import SIGNALS
 from otelhouse.storage import migrate, open_client
-from otelhouse.storage.tables import LOGS_TABLE, TRACES_TABLE
+from otelhouse.storage.tables import LOGS_TABLE, SERVICE_EDGES_VIEW, TRACES_TABLE
 from tests.receiver.http_harness import HttpReceiver
 
 STORED_SPAN_COLUMNS = (
@@ -66,11 +66,14 @@ def settings(data_dir: Path) -> Settings:
 
 @pytest.fixture
 def storage(settings: Settings) -> Iterator[Client]:
-    """A client on a freshly migrated database of this test's own."""
+    """A client on a freshly migrated database of this test's own. The service map's
+    rollup view is stopped: its minute-by-minute refresh would run queries on the tables at
+    moments no test chooses (tests that need it start it, tests/query/cross_service.py)."""
     config = settings.storage_config()
     admin = open_client(config, database="")
     migrate(admin, config)
     client = open_client(config)
+    client.command(f"SYSTEM STOP VIEW {SERVICE_EDGES_VIEW}")
     yield client
     client.close()
     admin.command(f"DROP DATABASE IF EXISTS {settings.effective_database} SYNC")

@@ -107,4 +107,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     print(f"done: {tally.summary()}", flush=True)
+    print(NEXT_STEP, flush=True)
     return 0
+
+
+NEXT_STEP = (
+    "next: `otelhouse query services --since 15m` shows shop's and inventory's requests, "
+    "errors and latency (`otelhouse query --help` lists the other views)"
+)

@@ -1,8 +1,10 @@
-"""``GET /api/v1/errors``: where the errors are, per operation or per HTTP status code.
+"""``GET /api/v1/errors``: where the failed requests are, per operation or HTTP status code.
 
-"Error" is the one rule of ``storage/semantics.py`` (StatusCode Error or HTTP status >= 500).
-Groups are (service, operation) or (service, HTTP status code; 0 for spans without one),
-only those with errors, most errors first. The totals over the whole filter come from the
+It counts requests (entry spans) and failed requests by the rules of ``storage/semantics.py``
+(StatusCode Error or HTTP status >= 500 on the entry span), so a 404 or 409 a service's
+outgoing call received is not an error of that service. Groups are (service, request span
+name) or (service, the request's HTTP status code; 0 for requests without one), only those
+with errors, most errors first. The totals over the whole filter come from the
 same scan (``GROUPING SETS`` with an empty set), not from a second query.
 """
 
@@ -16,7 +18,7 @@ from pydantic import BaseModel, Field
 from otelhouse.query.deps import ClientDep
 from otelhouse.query.filters import RangeResponse, ServiceParam, limit_param, named_rows, span_filter
 from otelhouse.query.params import TimeRange, TimeRangeDep
-from otelhouse.storage.semantics import ERROR
+from otelhouse.storage.semantics import ERROR, REQUEST
 from otelhouse.query.stats import error_rate
 from otelhouse.storage.tables import TRACES_TABLE
 
@@ -30,20 +32,24 @@ _GROUP_COLUMN: dict[str, str] = {"operation": "SpanName", "status_code": "HttpSt
 
 class ErrorGroup(BaseModel):
     service: str
-    operation: str | None = Field(None, description="Span name (group_by=operation).")
-    status_code: int | None = Field(
-        None, description="HTTP status code, 0 when the spans had none (group_by=status_code)."
+    operation: str | None = Field(
+        None, description="Span name of the requests (group_by=operation)."
     )
-    spans: int = Field(description="Spans in the group.")
-    errors: int = Field(description="Failed spans in the group.")
-    error_rate: float = Field(description="errors / spans of the group.")
+    status_code: int | None = Field(
+        None,
+        description="HTTP status code of the requests, 0 when they had none "
+        "(group_by=status_code).",
+    )
+    requests: int = Field(description="Requests in the group.")
+    errors: int = Field(description="Failed requests in the group.")
+    error_rate: float = Field(description="errors / requests of the group.")
 
 
 class ErrorsResponse(RangeResponse):
     group_by: GroupBy
-    spans: int = Field(description="Spans matching the filter.")
-    errors: int = Field(description="Failed spans matching the filter.")
-    error_rate: float | None = Field(description="errors / spans; null without spans.")
+    requests: int = Field(description="Requests matching the filter.")
+    errors: int = Field(description="Failed requests matching the filter.")
+    error_rate: float | None = Field(description="errors / requests; null without requests.")
     groups: list[ErrorGroup] = Field(description="Groups with at least one error.")
 
 
@@ -51,9 +57,9 @@ def errors_query(
     time_range: TimeRange, service: str | None, group_by: GroupBy, limit: int
 ) -> tuple[str, dict[str, Any]]:
     """The first row is the total (``is_total``), then up to ``limit`` groups."""
-    where = span_filter(time_range, service=service)
+    where = span_filter(time_range, service=service).and_(REQUEST)
     sql = (
-        f"SELECT ServiceName AS service, {_GROUP_COLUMN[group_by]} AS key, count() AS spans, "
+        f"SELECT ServiceName AS service, {_GROUP_COLUMN[group_by]} AS key, count() AS requests, "
         f"countIf({ERROR}) AS errors, grouping(service, key) != 0 AS is_total "
         f"FROM {TRACES_TABLE} WHERE {where.sql} "
         f"GROUP BY GROUPING SETS ((service, key), ()) HAVING errors > 0 OR is_total "
@@ -64,8 +70,13 @@ def errors_query(
 
 @router.get(
     "/errors",
-    summary="Error counts and rates per operation or HTTP status code",
-    description="Totals for the filter and the groups with errors, most errors first.",
+    summary="Failed requests per operation or HTTP status code",
+    description=(
+        "Requests (entry spans: kind Server or Consumer, or root spans) and failed requests "
+        "(StatusCode Error or HTTP status >= 500) for the filter, and the groups with failed "
+        "requests, most first; error_rate = errors / requests. Outgoing calls are not "
+        "counted: see /api/v1/operations?kind=Client for them."
+    ),
 )
 def errors(
     client: ClientDep,
@@ -77,13 +88,13 @@ def errors(
     limit: Limit = 100,
 ) -> ErrorsResponse:
     rows = list(named_rows(client, errors_query(time_range, service, group_by, limit)))
-    total = next((row for row in rows if row["is_total"]), {"spans": 0, "errors": 0})
+    total = next((row for row in rows if row["is_total"]), {"requests": 0, "errors": 0})
     groups = [
         ErrorGroup(
             service=row["service"],
-            spans=row["spans"],
+            requests=row["requests"],
             errors=row["errors"],
-            error_rate=row["errors"] / row["spans"],
+            error_rate=row["errors"] / row["requests"],
             **{group_by: row["key"]},
         )
         for row in rows
@@ -92,8 +103,8 @@ def errors(
     return ErrorsResponse.covering(
         time_range,
         group_by=group_by,
-        spans=total["spans"],
+        requests=total["requests"],
         errors=total["errors"],
-        error_rate=error_rate(total["errors"], total["spans"]),
+        error_rate=error_rate(total["errors"], total["requests"]),
         groups=groups,
     )

@@ -27,11 +27,13 @@ from otelhouse.query.jaeger_model import JAEGER_KINDS, OTEL_KINDS, envelope, jae
 from otelhouse.query.jaeger_params import (
     MAX_LIMIT,
     BadParameter,
+    parse_dependencies_range,
     parse_limit,
     parse_tags,
     parse_time_range,
     span_match,
 )
+from otelhouse.query.service_map import service_edges
 from otelhouse.query.trace_fetch import fetch_traces, normalise_trace_id
 from otelhouse.query.trace_search import matching_trace_ids_query, query_ids
 from otelhouse.storage.tables import TRACES_TABLE
@@ -141,3 +143,26 @@ def get_trace(client: ClientDep, trace_id: str) -> JSONResponse:
     if not traces:
         return error_response(404, f"trace not found: {normalised}")
     return _ok([jaeger_trace(normalised, traces[normalised])])
+
+
+@router.get("/dependencies", responses=MALFORMED)
+def dependencies(
+    client: ClientDep,
+    endTs: Annotated[str | None, Query(description="Epoch milliseconds; default now.")] = None,  # noqa: N803
+    lookback: Annotated[
+        str | None, Query(description="Milliseconds before endTs; default 24 h.")
+    ] = None,
+) -> JSONResponse:
+    """Calls between services in ``(endTs - lookback, endTs]``, as Jaeger UI's System
+    Architecture view reads them: ``[{parent, child, callCount}]``, the edges of
+    ``/api/v1/service-map``."""
+    try:
+        time_range = parse_dependencies_range(endTs, lookback)
+    except BadParameter as exc:
+        return error_response(400, str(exc))
+    return _ok(
+        [
+            {"parent": edge.caller, "child": edge.callee, "callCount": edge.calls}
+            for edge in service_edges(client, time_range)
+        ]
+    )

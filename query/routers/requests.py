@@ -1,6 +1,7 @@
 """The request views: ``/api/v1/summary``, ``/api/v1/endpoints/top``, ``/api/v1/requests/recent``.
 
-They look at requests only — server or root spans (``storage/semantics.py``). An endpoint is
+They look at requests only — a service's entry spans: kind Server or Consumer, or root spans
+(``storage/semantics.py``); errors are failed requests and error_rate is errors / requests. An endpoint is
 (service, HTTP method, route), where the route is ``http.route`` or, for requests that are
 not HTTP (gRPC, messaging consumers), the span name, so every request belongs to one. All
 columns read here are the MATERIALIZED hot columns, not the attribute maps.
@@ -25,7 +26,13 @@ from otelhouse.query.filters import (
 )
 from otelhouse.query.params import TimeRange, TimeRangeDep
 from otelhouse.storage.semantics import ERROR, REQUEST
-from otelhouse.query.stats import PERCENTILE_NOTE, error_rate, quantiles_ms
+from otelhouse.query.stats import (
+    PERCENTILE_NOTE,
+    RATE_NOTE,
+    active_seconds,
+    error_rate,
+    quantiles_ms,
+)
 from otelhouse.query.units import NS_PER_MS, datetime_from_ns, finite_or_none
 from otelhouse.storage.tables import TRACES_TABLE
 
@@ -38,7 +45,8 @@ EndpointsLimit = limit_param(MAX_ENDPOINTS, "endpoints")
 RecentLimit = limit_param(MAX_RECENT, "requests")
 _REQUEST_LATENCY = (
     f"count() AS requests, countIf({ERROR}) AS errors, avg(Duration) / {NS_PER_MS} AS avg_ms, "
-    f"{quantiles_ms(0.95)}[1] AS p95_ms"
+    f"{quantiles_ms(0.95)}[1] AS p95_ms, toUnixTimestamp64Nano(min(Timestamp)) AS first_ns, "
+    f"toUnixTimestamp64Nano(max(Timestamp)) AS last_ns"
 )
 
 
@@ -47,9 +55,13 @@ def request_filter(time_range: TimeRange, service: str | None) -> Where:
 
 
 class RequestLatency(BaseModel):
-    requests: int
+    requests: int = Field(description="Requests: entry spans (Server, Consumer or root).")
     errors: int = Field(description="Failed requests: StatusCode Error or HTTP status >= 500.")
     error_rate: float | None = Field(description="errors / requests; null without requests.")
+    rate_per_s: float = Field(
+        description="Requests per second from the first to the last request in the range "
+        "(at least 1 s)."
+    )
     avg_ms: float | None = Field(description="Mean duration, exact.")
     p95_ms: float | None = Field(description="95th percentile duration, within 1%.")
 
@@ -59,6 +71,11 @@ class RequestLatency(BaseModel):
             "requests": row["requests"],
             "errors": row["errors"],
             "error_rate": error_rate(row["errors"], row["requests"]),
+            "rate_per_s": (
+                row["requests"] / active_seconds(row["first_ns"], row["last_ns"])
+                if row["requests"]
+                else 0.0
+            ),
             "avg_ms": finite_or_none(row["avg_ms"]),
             "p95_ms": finite_or_none(row["p95_ms"]),
         }
@@ -135,7 +152,11 @@ def recent_requests_query(
 @router.get(
     "/summary",
     summary="Requests in the range: totals, errors, latency, endpoints",
-    description=f"Over requests (server or root spans). {PERCENTILE_NOTE}",
+    description=(
+        "Over requests only: a service's entry spans (kind Server or Consumer, or root "
+        "spans); errors are failed requests, error_rate = errors / requests. The same "
+        f"numbers /api/v1/services gives per service. {RATE_NOTE} {PERCENTILE_NOTE}"
+    ),
 )
 def summary(
     client: ClientDep, time_range: TimeRangeDep, service: ServiceParam = None
@@ -149,7 +170,10 @@ def summary(
 @router.get(
     "/endpoints/top",
     summary="Most used endpoints (method + route)",
-    description=f"Endpoints by number of requests. {PERCENTILE_NOTE}",
+    description=(
+        "Endpoints (service, HTTP method, route or span name) by number of requests (entry "
+        f"spans). {RATE_NOTE} {PERCENTILE_NOTE}"
+    ),
 )
 def top_endpoints(
     client: ClientDep,
@@ -175,7 +199,10 @@ def top_endpoints(
 @router.get(
     "/requests/recent",
     summary="The newest requests",
-    description="Newest first: time, method, route, status, latency, client and trace id.",
+    description=(
+        "The newest requests (entry spans: kind Server or Consumer, or root spans), newest "
+        "first: time, method, route, status, latency, client and trace id."
+    ),
 )
 def recent_requests(
     client: ClientDep,

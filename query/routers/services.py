@@ -1,4 +1,4 @@
-"""``GET /api/v1/services``: per service, span and request counts, errors, rate and latency."""
+"""``GET /api/v1/services``: per service, how its requests are doing (request-level RED)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from pydantic import Field
 from otelhouse.query.deps import ClientDep
 from otelhouse.query.filters import RangeResponse, named_rows, span_filter
 from otelhouse.query.params import TimeRange, TimeRangeDep
-from otelhouse.query.stats import PERCENTILE_NOTE, SPAN_STATS_SQL, SpanStats
+from otelhouse.query.stats import PERCENTILE_NOTE, RATE_NOTE, REQUEST_STATS_SQL, RequestStats
 from otelhouse.storage.tables import TRACES_TABLE
 
 router = APIRouter(prefix="/api/v1", tags=["services"])
 
 
-class ServiceStats(SpanStats):
+class ServiceStats(RequestStats):
     service: str = Field(description="`service.name` of the spans.")
+    spans: int = Field(
+        description="All spans of the service in the range: requests, outgoing calls and "
+        "internal work (not used by the other numbers)."
+    )
 
 
 class ServicesResponse(RangeResponse):
@@ -27,22 +31,29 @@ class ServicesResponse(RangeResponse):
 def services_query(time_range: TimeRange) -> tuple[str, dict[str, Any]]:
     where = span_filter(time_range)
     sql = (
-        f"SELECT ServiceName AS service, {SPAN_STATS_SQL} FROM {TRACES_TABLE} "
-        f"WHERE {where.sql} GROUP BY service ORDER BY service"
+        f"SELECT ServiceName AS service, count() AS spans, {REQUEST_STATS_SQL} "
+        f"FROM {TRACES_TABLE} WHERE {where.sql} GROUP BY service ORDER BY service"
     )
     return sql, where.bind()
 
 
 @router.get(
     "/services",
-    summary="Services with span counts, errors and latency",
-    description=f"One row per service with spans in the range, by name. {PERCENTILE_NOTE}",
+    summary="Services: their requests, errors, rate and latency",
+    description=(
+        "One row per service with spans in the range, by name. Requests are the service's "
+        "entry spans (kind Server or Consumer, or root spans); errors, error_rate (errors / "
+        "requests), rate and percentiles are over those requests only — a service's "
+        "outgoing calls and internal spans are counted in `spans` and nowhere else. "
+        f"{RATE_NOTE} {PERCENTILE_NOTE}"
+    ),
 )
 def services(client: ClientDep, time_range: TimeRangeDep) -> ServicesResponse:
     rows = named_rows(client, services_query(time_range))
     return ServicesResponse.covering(
         time_range,
         services=[
-            ServiceStats.from_row(row, time_range.seconds, service=row["service"]) for row in rows
+            ServiceStats.from_row(row, service=row["service"], spans=row["spans"])
+            for row in rows
         ],
     )

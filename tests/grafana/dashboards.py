@@ -47,8 +47,13 @@ def panel(board: dict[str, Any], title: str) -> dict[str, Any]:
     return matches[0]
 
 
-def panel_sql(board: dict[str, Any], title: str) -> str:
-    (target,) = panel(board, title)["targets"]
+def panel_sql(board: dict[str, Any], title: str, ref_id: str | None = None) -> str:
+    """The SQL of a panel's only query, or of its query ``ref_id`` when it has several."""
+    targets = panel(board, title)["targets"]
+    if ref_id is None:
+        (target,) = targets
+        return target["rawSql"]
+    (target,) = [t for t in targets if t["refId"] == ref_id]
     return target["rawSql"]
 
 

@@ -50,7 +50,8 @@ class Span:
 
     @property
     def is_request(self) -> bool:
-        return self.kind == "Server" or self.parent == ""
+        """An entry span of its service: kind Server or Consumer, or a root."""
+        return self.kind in ("Server", "Consumer") or self.parent == ""
 
     @property
     def http_status(self) -> int:
@@ -156,9 +157,16 @@ def make_spans(now_s: int, *, requests: int = 320, seed: int = 11) -> list[Span]
         if service == "frontend" and route == "/api/checkout":
             client = ids.span()
             spans.append(Span(ts_ns + 2000, trace, client, root, "POST checkout", "Client", service, duration // 2))
+            order = ids.span()
             spans.append(Span(
-                ts_ns + 3000, trace, ids.span(), client, "POST /orders", "Server", "checkout",
+                ts_ns + 3000, trace, order, client, "POST /orders", "Server", "checkout",
                 duration // 2 - 1000, attrs=_http_attrs(i + 1, "POST", "/orders", 201),
+                resource={"service.name": "checkout"},
+            ))
+            spans.append(Span(
+                ts_ns + 4000, trace, ids.span(), order, "INSERT orders", "Client", "checkout",
+                duration // 5, "Error" if i % 4 == 0 else "Unset",
+                attrs={"peer.service": "postgres", "db.system": "postgresql"},
                 resource={"service.name": "checkout"},
             ))
     for i in range(12):

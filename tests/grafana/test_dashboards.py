@@ -47,9 +47,11 @@ def test_panels_are_laid_out_and_query_with_sql(uid: str) -> None:
     for p in board["panels"]:
         grid = p["gridPos"]
         assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, p["title"]
-        (target,) = p["targets"]
-        assert target["editorType"] == "sql" and target["rawSql"].startswith(("SELECT", "WITH"))
-        assert "otel." not in target["rawSql"], "tables are named without a database"
+        assert p["targets"] and len({t["refId"] for t in p["targets"]}) == len(p["targets"])
+        for target in p["targets"]:
+            assert target["editorType"] == "sql"
+            assert target["rawSql"].startswith(("SELECT", "WITH"))
+            assert "otel." not in target["rawSql"], "tables are named without a database"
 
 
 @pytest.mark.parametrize("uid", BOARD_IDS)

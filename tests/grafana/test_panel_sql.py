@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 from otelhouse.storage.logs import insert_logs
 from otelhouse.storage.tables import EXCEPTIONS_TABLE
 from otelhouse.storage.traces import insert_spans
+from tests.query.cross_service import pause_rollup
 from tests.grafana.dashboards import load_dashboards, panel_sql, variables
 from tests.grafana.database import migrated_database
 from tests.grafana.dataset import (
@@ -82,6 +83,7 @@ def loaded(data_dir: Path) -> Iterator[Loaded]:
         now_s = int(time.time())
         spans = make_spans(now_s)
         insert_spans(client, to_columns(spans))
+        pause_rollup(client)
         logs = make_logs(now_s, spans)
         insert_logs(client, to_log_columns(logs))
         time_range = TimeRange((now_s - IN_RANGE_S) * 1000 + 250, now_s * 1000 + 999, INTERVAL_S * 1000)
@@ -178,11 +180,59 @@ def overview_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row
         return [{"time": t, "ServiceName": svc, **percentiles(g)} for (t, svc), g in by_time.items()]
     stats = lambda g: {"requests": len(g), "error_rate": error_rate(g), **percentiles(g)}  # noqa: E731
     if title == "Services":
-        return [{"service": svc, "requests_per_s": len(g) / range_s, **stats(g)}
+        return [{"service": svc, "requests_per_s": len(g) / active_s(g), **stats(g)}
                 for (svc,), g in grouped(reqs, lambda s: (s.service,)).items()]
+    if title.startswith("Service map"):
+        return service_map_expected(loaded, v, title)
     assert title == "Top endpoints"
     return [{"service": svc, "operation": op, **stats(g)}
             for (svc, op), g in grouped(reqs, lambda s: (s.service, s.name)).items()]
+
+
+def active_s(spans: list[Span]) -> float:
+    """First to last start, at least one second: the query API's rate_per_s rule."""
+    starts = [s.ts_ns for s in spans]
+    return max((max(starts) - min(starts)) / NS, 1.0)
+
+
+def calls(loaded: Loaded) -> dict[tuple[str, str], list[Span]]:
+    """(caller, callee) → the spans standing for the calls in range: the callee's entry span
+    under another service's span, or a client span to a peer no span answers. Callers are
+    looked up from five minutes before the range."""
+    by_id = {s.span: s for s in loaded.spans}
+    answered = {s.parent for s in loaded.spans if s.is_request and s.parent}
+    edges: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    for span in loaded.in_range():
+        parent = by_id.get(span.parent)
+        if span.is_request and parent is not None and parent.service != span.service:
+            edges[parent.service, span.service].append(span)
+        peer = span.attrs.get("peer.service") or span.attrs.get("server.address")
+        if span.kind in ("Client", "Producer") and peer and span.span not in answered:
+            edges[span.service, peer].append(span)
+    return edges
+
+
+def service_map_expected(loaded: Loaded, v: dict[str, Any], title: str) -> list[Row]:
+    chosen = pick(v["service"])
+    edges = {k: g for k, g in calls(loaded).items() if chosen(k[0]) or chosen(k[1])}
+    if title == "Service map/edges":
+        return [{"id": f"{a} -> {b}", "source": a, "target": b, "mainstat": len(g),
+                 "secondarystat": percentile_95(g), "detail__errors": sum(s.is_error for s in g),
+                 "detail__error_rate": error_rate(g)} for (a, b), g in edges.items()]
+    assert title == "Service map/nodes"
+    served = grouped([s for s in loaded.in_range() if s.is_request], lambda s: (s.service,))
+    nodes = {name for edge in edges for name in edge}
+    return [{"id": n, "title": n, "mainstat": len(served.get((n,), [])),
+             "secondarystat": error_rate(served[n,]) if (n,) in served else 0.0} for n in nodes]
+
+
+def percentile_95(spans: list[Span]) -> tuple[float, float]:
+    """The bounds quantilesDD's p95 (ms) lies within: 1% around numpy's lower and higher
+    order statistics next to rank 0.95·(n-1) (query/stats.py)."""
+    durations = [s.duration / 1e6 for s in spans]
+    low = float(np.quantile(durations, 0.95, method="lower"))
+    high = float(np.quantile(durations, 0.95, method="higher"))
+    return low * 0.99, high * 1.01
 
 
 def _duration_label(span: Span) -> tuple[int, str]:
@@ -372,7 +422,12 @@ CASES = {
 def _panel_cases() -> Iterator[Any]:
     for name, case in CASES.items():
         for p in BOARDS[case.board]["panels"]:
-            yield pytest.param(case, p["title"], id=f"{name}/{p['title']}")
+            if len(p["targets"]) == 1:
+                yield pytest.param(case, p["title"], None, id=f"{name}/{p['title']}")
+                continue
+            for target in p["targets"]:
+                title = f"{p['title']}/{target['refId']}"
+                yield pytest.param(case, p["title"], target["refId"], id=f"{name}/{title}")
 
 
 def _resolve(loaded: Loaded, case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -389,13 +444,20 @@ def _resolve(loaded: Loaded, case: Case) -> tuple[dict[str, Any], dict[str, Any]
     return values, extra
 
 
-@pytest.mark.parametrize(("case", "title"), list(_panel_cases()))
-def test_panel_returns_the_values_of_the_spans(loaded: Loaded, case: Case, title: str) -> None:
+@pytest.mark.parametrize(("case", "title", "ref_id"), list(_panel_cases()))
+def test_panel_returns_the_values_of_the_spans(
+    loaded: Loaded, case: Case, title: str, ref_id: str | None
+) -> None:
     board = BOARDS[case.board]
     values, extra = _resolve(loaded, case)
-    actual = loaded.run(panel_sql(board, title), values, board)
-    expected = case.expected(loaded, {**values, **extra}, title)
-    ignore = ("q", "group_id")
+    actual = loaded.run(panel_sql(board, title, ref_id), values, board)
+    named = f"{title}/{ref_id}" if ref_id else title
+    expected = case.expected(loaded, {**values, **extra}, named)
+    if named == "Service map/edges":
+        for row, want in zip(sorted(actual, key=lambda r: r["id"]), sorted(expected, key=lambda r: r["id"])):
+            lowest, highest = want.pop("secondarystat")
+            assert lowest - 1e-9 <= row.pop("secondarystat") <= highest + 1e-9, row["id"]
+    ignore = ("q", "group_id", "secondarystat") if named == "Service map/edges" else ("q", "group_id")
     assert_rows(actual, expected, ordered=title in case.ordered, ignore=ignore)
 
 
@@ -408,7 +470,10 @@ def test_cases_exercise_filters_with_data(loaded: Loaded) -> None:
                 continue
             if p["title"] == "Trace" and not values.get("trace_id", "").isalnum():
                 continue
-            assert case.expected(loaded, {**values, **extra}, p["title"]), (case.board, p["title"], values)
+            refs = [t["refId"] for t in p["targets"]] if len(p["targets"]) > 1 else [None]
+            for ref in refs:
+                title = f"{p['title']}/{ref}" if ref else p["title"]
+                assert case.expected(loaded, {**values, **extra}, title), (case.board, title, values)
 
 
 def test_exceptions_table_is_filled_by_the_migrations_view(loaded: Loaded) -> None:
@@ -430,6 +495,14 @@ def test_exception_cases_include_spans_across_the_range_boundaries(loaded: Loade
     raised = [(s, e) for s in loaded.spans for e in s.exceptions]
     assert any(loaded.covers(e.ts_ns) and not loaded.covers(s.ts_ns) for s, e in raised)
     assert any(loaded.covers(s.ts_ns) and not loaded.covers(e.ts_ns) for s, e in raised)
+
+
+def test_service_map_has_reported_and_unreported_callees(loaded: Loaded) -> None:
+    board = BOARDS["otelhouse-overview"]
+    rows = loaded.run(panel_sql(board, "Service map", "edges"), {"service": ALL}, board)
+    assert {(r["source"], r["target"]) for r in rows} == {
+        ("frontend", "checkout"), ("checkout", "postgres")
+    }
 
 
 def test_overview_orders_services_by_traffic(loaded: Loaded) -> None:

@@ -16,7 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from fastapi.testclient import TestClient
+
 from otelhouse.instrumentation import Instrumentation, instrument_app
+from otelhouse.query.app import create_app
+from otelhouse.settings import Settings
 from otelhouse.demo.runner import DemoError, check_reachable
 from otelhouse.demo.services import (
     INVENTORY_LOGGER,
@@ -142,7 +146,7 @@ def test_demo_refuses_to_start_without_a_receiver() -> None:
 
 
 def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
-    receiver: Any, stored: Stored, stored_logs: Stored
+    receiver: Any, stored: Stored, stored_logs: Stored, settings: Settings
 ) -> None:
     command = [sys.executable, "-m", "otelhouse.cli", "demo", "--otlp-endpoint", receiver.endpoint]
     command += ["--rate", "40", "--progress-interval", "0.5", "--seed", "3"]
@@ -179,3 +183,16 @@ def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
     assert {r["TraceId"] for r in logs} <= traced
     assert {r["SpanId"] for r in logs} <= {r["SpanId"] for r in requests}
     assert stored_logs("ServiceName = 'inventory'")
+
+    assert output.rstrip().splitlines()[-1].startswith("next: `otelhouse query services")
+
+    with TestClient(create_app(settings.api_config(), settings.storage_config())) as api:
+        (shop,) = [s for s in api.get("/api/v1/services").json()["services"] if s["service"] == "shop"]
+        summary = api.get("/api/v1/summary", params={"service": "shop"}).json()
+    assert (shop["requests"], shop["errors"]) == (summary["requests"], summary["errors"])
+    assert shop["error_rate"] == summary["error_rate"]
+    assert shop["requests"] == len(requests)
+    unanswered = len(requests) - answered
+    assert server_errors <= shop["errors"] <= server_errors + unanswered
+    if not unanswered:
+        assert shop["error_rate"] == server_errors / answered

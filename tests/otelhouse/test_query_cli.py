@@ -75,7 +75,15 @@ def spans(storage: Client) -> list[Span]:
     """Generated spans plus one three-level trace with an exception."""
     now = time.time_ns()
     trace = [
-        Span("edge", "GET /cart", now - 10**9, 9 * 10**8, TRACE_ID, "a" * 16),
+        Span(
+            "edge",
+            "GET /cart",
+            now - 10**9,
+            9 * 10**8,
+            TRACE_ID,
+            "a" * 16,
+            attributes={"http.response.status_code": "503"},
+        ),
         Span("cart", "load", now - 9 * 10**8, 5 * 10**8, TRACE_ID, "b" * 16, "a" * 16, "Server"),
         Span(
             "cart",
@@ -94,6 +102,7 @@ def spans(storage: Client) -> list[Span]:
                     {"exception.type": "DbError", "exception.message": "deadlock 42"},
                 ),
             ),
+            status_message="deadlock detected",
         ),
     ]
     generated = generate(400, start_ns=now - 30 * 60 * 10**9, end_ns=now)
@@ -135,17 +144,17 @@ def test_operations_table_is_aligned(
     api = start_api()
     out = run_cli(capsys, "operations", "--url", api.url, "--service", "svc-0", "--sort", "count")
     header, *rows = out.splitlines()
-    assert header.split()[:3] == ["SERVICE", "OPERATION", "SPANS"]
-    counts = Counter(s.name for s in spans if s.service == "svc-0")
+    assert header.split()[:4] == ["SERVICE", "OPERATION", "KIND", "SPANS"]
+    counts = Counter((s.name, s.kind) for s in spans if s.service == "svc-0")
     spans_end = header.index("SPANS") + len("SPANS")
     got = {}
     for row in rows:
-        service, operation, count = row.split()[:3]
+        service, operation, kind, count = row.split()[:4]
         assert service == "svc-0"
         assert row[:spans_end].endswith(count)
-        got[operation] = int(count)
+        got[operation, kind] = int(count)
     assert got == counts
-    assert [int(r.split()[2]) for r in rows] == sorted(got.values(), reverse=True)
+    assert [int(r.split()[3]) for r in rows] == sorted(got.values(), reverse=True)
 
 
 def test_trace_is_printed_as_a_tree(
@@ -162,6 +171,44 @@ def test_trace_is_printed_as_a_tree(
     ]
     listed = json.loads(run_cli(capsys, "traces", "--json", "--url", api.url, "--service", "edge"))
     assert [t["trace_id"] for t in listed["traces"]] == [TRACE_ID]
+
+
+def test_trace_shows_http_status_message_and_exception(
+    start_api: Callable[..., ApiThread], spans: list[Span], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = start_api()
+    header, root, _, query = run_cli(capsys, "trace", TRACE_ID, "--url", api.url).splitlines()
+    http = slice(header.index("HTTP"), header.index("SPAN ID"))
+    assert (root[http].strip(), query[http].strip()) == ("503", "-")
+    assert query.rstrip().endswith("deadlock detected  DbError: deadlock 42")
+
+
+@pytest.mark.parametrize(
+    ("view", "first_header", "argv"),
+    [
+        ("latency", "START", ("--service", "svc-0", "--step", "5m")),
+        ("errors", "SERVICE", ("--group-by", "status_code")),
+        ("summary", "REQUESTS", ()),
+        ("endpoints", "SERVICE", ("--limit", "3")),
+        ("requests", "TIME", ("--limit", "5")),
+        ("map", "CALLER", ()),
+    ],
+)
+def test_every_api_view_has_a_subcommand(
+    start_api: Callable[..., ApiThread],
+    spans: list[Span],
+    capsys: pytest.CaptureFixture[str],
+    view: str,
+    first_header: str,
+    argv: tuple[str, ...],
+) -> None:
+    api = start_api()
+    out = run_cli(capsys, view, "--url", api.url, *argv)
+    header, *rows = out.splitlines()
+    assert header.split()[0] == first_header
+    assert rows and "Traceback" not in out
+    body = json.loads(run_cli(capsys, view, "--json", "--url", api.url, *argv))
+    assert "start" in body and "end" in body
 
 
 def test_exceptions_table(

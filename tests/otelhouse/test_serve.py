@@ -15,7 +15,8 @@ from otelhouse.cli import SERVE_SETTINGS, build_parser
 from otelhouse.receiver.traces import TRACE_SERVICE
 from otelhouse.demo.payloads import realistic_request
 from otelhouse.core.addresses import free_port
-from tests.serve_process import query_store, run_serve, serve_env, start_serve
+from otelhouse.settings import unknown_env_vars
+from tests.serve_process import query_store, run_serve, serve_env, serving, start_serve, stop_serve
 
 
 def test_serve_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,10 +29,56 @@ def test_serve_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) 
         assert f"OTELHOUSE_{name.upper()}" in text
 
 
-def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
-    result = run_serve(serve_env(tmp_path), "--otlp-grpc-addr", "nowhere")
+def test_help_placeholders_say_what_kind_of_value(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in (
+        "--max-events-per-span N",
+        "--stats-interval-s SECONDS",
+        "--batch-max-delay-ms MS",
+        "--data-dir DIR",
+        "--api-addr HOST:PORT",
+        "--wal-enabled true|false",
+        "--tls-cert-file FILE",
+    ):
+        assert shown in text
+
+
+def test_invalid_setting_names_the_flag_or_env_var_and_the_value(tmp_path: Path) -> None:
+    env = {**serve_env(tmp_path), "OTELHOUSE_RETENTION_DAYS": "-3"}
+    result = run_serve(env, "--otlp-grpc-addr", "nowhere")
     assert result.returncode != 0
-    assert "invalid setting" in result.stderr and "otlp_grpc_addr" in result.stderr
+    assert "invalid setting" in result.stderr
+    assert "--otlp-grpc-addr 'nowhere'" in result.stderr
+    assert "OTELHOUSE_RETENTION_DAYS='-3'" in result.stderr
+
+
+def test_unknown_env_vars_are_named_with_the_closest_setting(tmp_path: Path) -> None:
+    assert unknown_env_vars(
+        {"OTELHOUSE_DATADIR": "x", "OTELHOUSE_API_TOKEN": "t", "OTELHOUSE_DATA_DIR": "d", "HOME": "/"}
+    ) == ["OTELHOUSE_DATADIR is not an otelhouse setting and is ignored; did you mean "
+          "OTELHOUSE_DATA_DIR?"]
+    env = {**serve_env(tmp_path), "OTELHOUSE_RETENTON_DAYS": "7"}
+    result = run_serve(env, "--otlp-grpc-addr", "nowhere")
+    assert result.stderr.count("OTELHOUSE_RETENTON_DAYS is not an otelhouse setting") == 1
+    assert "did you mean OTELHOUSE_RETENTION_DAYS?" in result.stderr
+
+
+def test_second_serve_on_the_same_data_directory_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with serving(serve_env(data)) as first:
+        assert first.stdout is not None
+        while "query API on" not in (line := first.stdout.readline()):
+            assert line, "the first serve did not start"
+        second = run_serve(serve_env(data))
+        assert second.returncode == 1
+        (message,) = [line for line in second.stderr.splitlines() if line.strip()]
+        assert message == (
+            f"otelhouse: another otelhouse process is already using the data directory {data}: "
+            "stop it first, or give this one its own --data-dir."
+        )
+        stop_serve(first)
 
 
 def wait_until_received(http_addr: str, spans: int, timeout_s: float = 30) -> None:
@@ -66,4 +113,6 @@ def test_serve_stores_spans_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
             process.kill()
     assert process.returncode == 0, output
     assert "shutting down" in output
+    assert "Started server process" not in output
+    assert output.rstrip().splitlines()[-1].endswith("stopped: 100 spans and 0 log records stored")
     assert query_store(tmp_path / "data", "SELECT count() FROM otel.otel_traces") == ["100"]

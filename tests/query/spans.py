@@ -38,6 +38,7 @@ class Span:
     status: str = "Unset"
     attributes: dict[str, str] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
+    status_message: str = ""
 
     @property
     def http_status(self) -> int:
@@ -52,7 +53,8 @@ class Span:
 
     @property
     def is_request(self) -> bool:
-        return self.kind == "Server" or self.parent_id == ""
+        """An entry span of its service: kind Server or Consumer, or a root."""
+        return self.kind in ("Server", "Consumer") or self.parent_id == ""
 
     @property
     def method(self) -> str:
@@ -85,7 +87,7 @@ def to_columns(spans: Iterable[Span]) -> SpanColumns:
             ("SpanAttributes", span.attributes),
             ("Duration", span.duration_ns),
             ("StatusCode", span.status),
-            ("StatusMessage", ""),
+            ("StatusMessage", span.status_message),
             ("Events_Timestamp", [e.time_ns for e in span.events]),
             ("Events_Name", [e.name for e in span.events]),
             ("Events_Attributes", [e.attributes for e in span.events]),
@@ -109,9 +111,9 @@ def generate(
     for _ in range(count):
         service = f"svc-{rng.randrange(services)}"
         operation = f"op-{rng.randrange(4)}"
-        kind = rng.choice(("Server", "Server", "Internal", "Client"))
+        kind = rng.choice(("Server", "Server", "Internal", "Client", "Consumer"))
         attributes = {}
-        if kind == "Server":
+        if kind in ("Server", "Client"):
             attributes = {
                 "http.request.method": rng.choice(("GET", "POST")),
                 "http.route": f"/{operation}/{{id}}",

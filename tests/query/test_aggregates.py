@@ -43,13 +43,24 @@ def group(spans: Iterable[Span], key: Callable[[Span], Hashable]) -> dict[Hashab
     return dict(groups)
 
 
-def assert_stats(row: dict, members: list[Span], seconds: float) -> None:
+def active_seconds(members: list[Span]) -> float:
+    """First to last start among ``members``, at least one second (the documented rule)."""
+    starts = [s.start_ns for s in members]
+    return max((max(starts) - min(starts)) / 1e9, 1.0)
+
+
+def assert_stats(row: dict, members: list[Span], seconds: float | None, counted: str) -> None:
+    """``counted`` is the field holding the count (requests or spans); the rate is over
+    ``seconds``, or over the members' own first to last start when None."""
     errors = sum(span.is_error for span in members)
-    assert row["spans"] == len(members)
-    assert row["requests"] == sum(span.is_request for span in members)
+    assert row[counted] == len(members)
     assert row["errors"] == errors
     assert row["error_rate"] == (errors / len(members) if members else None)
-    assert row["rate_per_s"] == pytest.approx(len(members) / seconds)
+    if not members:
+        assert row["rate_per_s"] == 0
+    else:
+        per = seconds if seconds is not None else active_seconds(members)
+        assert row["rate_per_s"] == pytest.approx(len(members) / per)
     assert_percentiles(
         [row[name] for name in PERCENTILE_FIELDS], [s.duration_ns for s in members], LEVELS
     )
@@ -60,7 +71,10 @@ def test_services(api: TestClient, dataset: Dataset) -> None:
     expected = group(dataset.spans, lambda s: s.service)
     assert [row["service"] for row in body["services"]] == sorted(expected)
     for row in body["services"]:
-        assert_stats(row, expected[row["service"]], dataset.window.seconds)
+        members = expected[row["service"]]
+        assert row["spans"] == len(members)
+        requests = [s for s in members if s.is_request]
+        assert_stats(row, requests, None, "requests")
 
 
 @pytest.mark.parametrize(
@@ -76,10 +90,10 @@ def test_operations_sorted(
 ) -> None:
     body = api.get("/api/v1/operations", params={**dataset.window.params, "sort": sort}).json()
     rows = body["operations"]
-    expected = group(dataset.spans, lambda s: (s.service, s.name))
-    assert sorted((r["service"], r["operation"]) for r in rows) == sorted(expected)
+    expected = group(dataset.spans, lambda s: (s.service, s.name, s.kind))
+    assert sorted((r["service"], r["operation"], r["kind"]) for r in rows) == sorted(expected)
     for row in rows:
-        assert_stats(row, expected[row["service"], row["operation"]], dataset.window.seconds)
+        assert_stats(row, expected[row["service"], row["operation"], row["kind"]], None, "spans")
     values = [value(row) for row in rows]
     assert values == sorted(values, reverse=True)
     first_three = api.get(
@@ -91,9 +105,21 @@ def test_operations_sorted(
 def test_operations_of_one_service(api: TestClient, dataset: Dataset) -> None:
     params = {**dataset.window.params, "service": "svc-1"}
     rows = api.get("/api/v1/operations", params=params).json()["operations"]
-    expected = group((s for s in dataset.spans if s.service == "svc-1"), lambda s: s.name)
-    assert sorted(row["operation"] for row in rows) == sorted(expected)
+    expected = group((s for s in dataset.spans if s.service == "svc-1"), lambda s: (s.name, s.kind))
+    assert sorted((row["operation"], row["kind"]) for row in rows) == sorted(expected)
     assert {row["service"] for row in rows} == {"svc-1"}
+
+
+def test_operations_of_one_kind(api: TestClient, dataset: Dataset) -> None:
+    params = {**dataset.window.params, "kind": "Client"}
+    rows = api.get("/api/v1/operations", params=params).json()["operations"]
+    expected = group((s for s in dataset.spans if s.kind == "Client"), lambda s: (s.service, s.name))
+    assert sorted((row["service"], row["operation"]) for row in rows) == sorted(expected)
+    assert {row["kind"] for row in rows} == {"Client"}
+    for row in rows:
+        assert_stats(row, expected[row["service"], row["operation"]], None, "spans")
+    response = api.get("/api/v1/operations", params={"kind": "client"})
+    assert response.status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -114,14 +140,18 @@ def test_latency_buckets(
     matching = [
         s
         for s in dataset.spans
-        if all(getattr(s, "name" if k == "operation" else k) == v for k, v in filters.items())
+        if s.is_request
+        and all(getattr(s, "name" if k == "operation" else k) == v for k, v in filters.items())
     ]
     expected = group(matching, lambda s: s.start_ns // 10**9 // step_s * step_s)
     first = dataset.window.start_ms // 1000 // step_s * step_s
     starts = list(range(first, dataset.window.end_ms // 1000, step_s))
     assert [datetime.fromisoformat(b["start"]).timestamp() for b in body["buckets"]] == starts
     for bucket, start in zip(body["buckets"], starts, strict=True):
-        assert_stats(bucket, expected.get(start, []), step_s)
+        inside = min(start + step_s, dataset.window.end_ms / 1000) - max(
+            start, dataset.window.start_ms / 1000
+        )
+        assert_stats(bucket, expected.get(start, []), inside, "requests")
 
 
 @pytest.mark.parametrize(
@@ -150,17 +180,18 @@ def test_errors(api: TestClient, dataset: Dataset, group_by: str, key: Callable)
     body = api.get(
         "/api/v1/errors", params={**dataset.window.params, "group_by": group_by}
     ).json()
-    errors = sum(s.is_error for s in dataset.spans)
-    assert (body["spans"], body["errors"]) == (len(dataset.spans), errors)
-    assert body["error_rate"] == errors / len(dataset.spans)
-    groups = group(dataset.spans, lambda s: (s.service, key(s)))
+    requests = [s for s in dataset.spans if s.is_request]
+    errors = sum(s.is_error for s in requests)
+    assert (body["requests"], body["errors"]) == (len(requests), errors)
+    assert body["error_rate"] == errors / len(requests)
+    groups = group(requests, lambda s: (s.service, key(s)))
     expected = sorted(
         (
             {
                 "service": service,
                 "operation": value if group_by == "operation" else None,
                 "status_code": value if group_by == "status_code" else None,
-                "spans": len(members),
+                "requests": len(members),
                 "errors": sum(s.is_error for s in members),
                 "error_rate": sum(s.is_error for s in members) / len(members),
             }
@@ -179,7 +210,7 @@ def test_errors(api: TestClient, dataset: Dataset, group_by: str, key: Callable)
 
 def test_errors_without_spans(api: TestClient) -> None:
     body = api.get("/api/v1/errors", params={"service": "nobody"}).json()
-    assert (body["spans"], body["errors"], body["error_rate"], body["groups"]) == (0, 0, None, [])
+    assert (body["requests"], body["errors"], body["error_rate"], body["groups"]) == (0, 0, None, [])
 
 
 def test_summary(api: TestClient, dataset: Dataset) -> None:
@@ -193,6 +224,7 @@ def test_summary(api: TestClient, dataset: Dataset) -> None:
         assert body["requests"] == len(requests)
         assert body["errors"] == errors
         assert body["error_rate"] == errors / len(requests)
+        assert body["rate_per_s"] == pytest.approx(len(requests) / active_seconds(requests))
         assert body["avg_ms"] == pytest.approx(
             sum(s.duration_ns for s in requests) / len(requests) / 1e6, rel=1e-12
         )

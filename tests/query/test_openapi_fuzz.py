@@ -32,7 +32,7 @@ from tests.query.spans import Window, generate, to_columns
 
 AGGREGATE_PATHS = (
     r"^/api/v1/(services|operations|latency|errors|exceptions|summary|endpoints/top"
-    r"|requests/recent)$"
+    r"|requests/recent|service-map)$"
 )
 EXAMPLES_PER_OPERATION = 40
 
@@ -64,13 +64,13 @@ def fuzz(settings: Settings, storage: Client, mode: GenerationMode, paths: str) 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_aggregates(settings: Settings, storage: Client, mode: GenerationMode) -> None:
-    assert fuzz(settings, storage, mode, AGGREGATE_PATHS) == 8
+    assert fuzz(settings, storage, mode, AGGREGATE_PATHS) == 9
 
 
 @pytest.mark.parametrize(
     ("mode", "paths", "count"),
     [
-        (GenerationMode.POSITIVE, r"^/jaeger/api/", 5),
+        (GenerationMode.POSITIVE, r"^/jaeger/api/", 6),
         # The other Jaeger routes take free-form strings that the router parses the way Jaeger
         # does (tests/query/test_jaeger.py): the schema leaves nothing to get wrong there.
         (GenerationMode.NEGATIVE, r"^/jaeger/api/operations$", 1),

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import time
+import uuid
+from pathlib import Path
+
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from otelhouse.settings import Settings
-from otelhouse.storage import StorageUnavailable, migrate, open_client, tables
+from otelhouse.storage import StorageConfig, StorageUnavailable, migrate, open_client, tables
 from otelhouse.storage.migrations import applied_versions, load_migrations
 from otelhouse.storage.tables import TRACES_TABLE, VERSION_TABLE
+from otelhouse.storage.traces import insert_spans
+from tests.query.trace_builder import SpanSpec, to_columns
 
 
 def test_migrations_apply_once_and_record_versions(settings: Settings, storage: Client) -> None:
@@ -91,3 +97,39 @@ def test_the_table_names_module_names_every_table_and_view_the_migrations_create
         parameters={"db": settings.effective_database},
     ).result_rows
     assert sorted(row[0] for row in names) == sorted(tables.ALL)
+
+
+def test_entry_span_rule_is_rematerialised_in_parts_stored_before_0008(data_dir: Path) -> None:
+    """A store migrated up to 0007 holds spans computed with the old request rule (Server or
+    root); 0008 rewrites them, so a Consumer span stored earlier becomes a request too."""
+    config = StorageConfig(data_dir=data_dir, database=f"test_{uuid.uuid4().hex[:12]}")
+    admin = open_client(config, database="")
+    try:
+        admin.command(f"CREATE DATABASE {config.database}")
+        admin.command(
+            f"CREATE TABLE {config.database}.{VERSION_TABLE} (version UInt32, name String, "
+            "applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+        )
+        for migration in load_migrations(config):
+            if migration.version >= 8:
+                continue
+            for statement in migration.statements:
+                admin.command(statement)
+            admin.insert(VERSION_TABLE, [[migration.version, migration.name]],
+                         column_names=["version", "name"], database=config.database)
+        client = open_client(config)
+        consumer = SpanSpec("a" * 32, "1" * 16, "2" * 16, "process", "audit", "Consumer", 10**18, 5)
+        client_call = SpanSpec("a" * 32, "2" * 16, "", "publish", "shop", "Producer", 10**18, 9,
+                               attributes={"peer.service": "kafka"})
+        client_call.start_ns = consumer.start_ns = time.time_ns()
+        insert_spans(client, to_columns([consumer, client_call]))
+        query = f"SELECT SpanName, IsRequest FROM {TRACES_TABLE} ORDER BY SpanName"
+        assert client.query(query).result_rows == [("process", 0), ("publish", 1)]
+        assert migrate(admin, config) == [8]
+        assert client.query(query).result_rows == [("process", 1), ("publish", 1)]
+        peers = client.query(f"SELECT PeerService FROM {TRACES_TABLE} ORDER BY SpanName")
+        assert peers.result_rows == [("",), ("kafka",)]
+        client.close()
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS {config.database} SYNC")
+        admin.close()
