@@ -125,7 +125,8 @@ def test_entry_span_rule_is_rematerialised_in_parts_stored_before_0008(data_dir:
         insert_spans(client, to_columns([consumer, client_call]))
         query = f"SELECT SpanName, IsRequest FROM {TRACES_TABLE} ORDER BY SpanName"
         assert client.query(query).result_rows == [("process", 0), ("publish", 1)]
-        assert migrate(admin, config) == [8]
+        later = [m.version for m in load_migrations(config) if m.version >= 8]
+        assert migrate(admin, config) == later
         assert client.query(query).result_rows == [("process", 1), ("publish", 1)]
         peers = client.query(f"SELECT PeerService FROM {TRACES_TABLE} ORDER BY SpanName")
         assert peers.result_rows == [("",), ("kafka",)]
