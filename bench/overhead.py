@@ -1,5 +1,6 @@
 """What tracing costs a request: the demo's inventory ``GET /stock/{sku}`` endpoint, with and
-without ``instrument_app``, in µs of latency and of process CPU per request.
+without ``instrument_app`` (and with and without its HTTP server metrics), in µs of latency and
+of process CPU per request.
 
 Run by hand (not in CI), from the repository root:
 
@@ -14,7 +15,9 @@ ends with a flush, so every span a run created is exported inside it. Configurat
 turns run by run, so drift on a shared machine hits them alike; the table shows medians.
 
 The default sink is an OTLP/gRPC server in a child process that answers every export and
-keeps nothing: serialising and sending are measured, the receiver's own work is not.
+keeps nothing: serialising and sending are measured, the receiver's own work is not. Metrics
+are collected and exported by every run's flush too (the periodic reader's interval is longer
+than a run), so a run pays for one export of the histogram, as an app does once a minute.
 """
 
 from __future__ import annotations
@@ -33,11 +36,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otelhouse.instrumentation import Instrumentation, instrument_app
+from otelhouse.instrumentation.metric_export import metrics_export_wanted
 from otelhouse.demo.services import create_inventory_app
+from otelhouse.receiver.metric_points import METRICS_SERVICE
 from otelhouse.receiver.traces import TRACE_SERVICE
 
 TARGET_BUDGET_US = 50.0
@@ -53,14 +65,32 @@ class DiscardExporter(SpanExporter):
         pass
 
 
+class DiscardMetricExporter(MetricExporter):
+    """Takes collected metrics and drops them, for ``--sink noop``."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
 def serve_discard_sink() -> None:
-    """Child process mode: an OTLP/gRPC trace service that acknowledges and forgets."""
+    """Child process mode: OTLP/gRPC trace and metrics services that acknowledge and forget."""
     import grpc
 
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": handler}),)
+        tuple(
+            grpc.method_handlers_generic_handler(service, {"Export": handler})
+            for service in (TRACE_SERVICE, METRICS_SERVICE)
+        )
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -96,10 +126,20 @@ class Config:
         if self.instrument:
             self.handle = self.instrument(self.app)
 
+    def flush(self) -> None:
+        """Export what the run recorded: spans, and metrics wherever they are recorded."""
+        if self.handle is None:
+            return
+        self.handle.force_flush()
+        if self.handle.metrics is None and self.handle.meter_provider is not None:
+            self.handle.meter_provider.force_flush()
 
-def configs(names: list[str], exporter: Callable[[], dict[str, Any]]) -> list[Config]:
-    """Each instrumented configuration gets its own exporter and provider; none exports logs
-(they would all be the root logger's, and the sink takes spans only)."""
+
+def configs(
+    names: list[str], exporter: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[Config]:
+    """Each instrumented configuration gets its own exporter and providers; none exports logs
+(they would all be the root logger's, and the sink takes spans and metrics only)."""
     options = CONFIGS
     chosen = []
     for name in names:
@@ -108,7 +148,7 @@ def configs(names: list[str], exporter: Callable[[], dict[str, Any]]) -> list[Co
             None
             if settings is None
             else lambda app, s=settings: instrument_app(
-                app, "bench", export_logs=False, **{**s, **exporter()}
+                app, "bench", export_logs=False, **{**s, **exporter(s)}
             )
         )
         chosen.append(Config(name, instrument))
@@ -118,14 +158,18 @@ def configs(names: list[str], exporter: Callable[[], dict[str, Any]]) -> list[Co
 CONFIGS: dict[str, dict[str, Any] | None] = {
     "bare": None,
     "defaults": {},
-    "minimal": {"trace_header": None, "correlate_logs": False},
+    "metrics": {"export_metrics": True},
+    "minimal": {"trace_header": None, "correlate_logs": False, "export_metrics": False},
     "defaults-sdk": {"exporter": "sdk"},
-    "minimal-sdk": {"trace_header": None, "correlate_logs": False, "exporter": "sdk"},
+    "minimal-sdk": {
+        "trace_header": None, "correlate_logs": False, "export_metrics": False, "exporter": "sdk"
+    },
     "contrib": {"engine": "contrib"},
     "contrib-all": {"engine": "contrib", "exclude_spans": ()},
 }
-"""``defaults`` is the helper as shipped (lean server span, trace-id header, log correlation);
-``minimal`` drops header and log correlation; ``contrib`` uses opentelemetry-instrumentation-
+"""``defaults`` is the helper as shipped (lean server span, trace-id header, log correlation;
+the HTTP server metrics only if ``OTEL_METRICS_EXPORTER=otlp`` is set); ``metrics`` is the
+defaults with ``export_metrics=True``; ``minimal`` drops header, log correlation and metrics; ``contrib`` uses opentelemetry-instrumentation-
 fastapi with send/receive spans excluded, ``contrib-all`` with them kept. The ``-sdk``
 variants export with the SDK's OTLP/gRPC exporter instead of the helper's direct wire
 encoding (with ``--sink noop`` they equal their plain variants)."""
@@ -164,8 +208,7 @@ async def one_run(config: Config, requests: int, scope: dict[str, Any]) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(requests):
         await config.app(dict(scope), receive, send)
-    if config.handle:
-        config.handle.force_flush()
+    config.flush()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if statuses != [200] * requests:
         raise SystemExit(f"{config.name}: unexpected answers {sorted(set(statuses))}")
@@ -192,16 +235,19 @@ def report(chosen: list[Config], sink: str, runs: int, requests: int) -> None:
         f"\nPython {platform.python_version()}, {os.cpu_count()} CPUs; sink: {sink}; "
         f"median of {runs} runs x {requests} requests"
     )
-    header = f"{'config':<12} {'wall µs/req':>12} {'CPU µs/req':>11} {'added CPU µs':>13}"
+    header = f"{'config':<13} {'wall µs/req':>12} {'CPU µs/req':>11} {'added CPU µs':>13}"
     print(f"{header} {'CPU ratio':>10}\n{'-' * (len(header) + 11)}")
     for name, (wall, cpu) in medians.items():
         added = f"{cpu - base_cpu:13.1f} {cpu / base_cpu:10.2f}" if base_cpu else ""
-        print(f"{name:<12} {wall:12.1f} {cpu:11.1f} {added}")
+        print(f"{name:<13} {wall:12.1f} {cpu:11.1f} {added}")
     if base_cpu and "defaults" in medians:
         added_us = medians["defaults"][1] - base_cpu
         verdict = "within" if added_us <= TARGET_BUDGET_US else "OVER"
         print(f"\ndefaults add {added_us:.1f} µs CPU per request: {verdict} the budget", end="")
         print(f" of {TARGET_BUDGET_US:g} µs")
+    if "defaults" in medians and "metrics" in medians:
+        metrics_us = medians["metrics"][1] - medians["defaults"][1]
+        print(f"the HTTP server metrics add {metrics_us:.1f} µs CPU per request to the defaults")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -223,8 +269,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--configs",
         default=",".join(CONFIGS),
-        help="comma-separated subset of bare, defaults (the helper as shipped), minimal (no "
-        "trace header, no log correlation), defaults-sdk and minimal-sdk (the same, exporting with "
+        help="comma-separated subset of bare, defaults (the helper as shipped), metrics (the "
+        "defaults with export_metrics=True), minimal (no "
+        "trace header, no log correlation, no metrics), defaults-sdk and minimal-sdk (the same, exporting with "
         "the SDK's protobuf encoder), contrib (engine='contrib'), contrib-all (contrib "
         "with its ASGI send/receive spans kept)",
     )
@@ -260,8 +307,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sink, endpoint = "in-process no-op exporter", None
 
-    def exporter() -> dict[str, Any]:
-        return {"endpoint": endpoint} if endpoint else {"exporter": DiscardExporter()}
+    def exporter(settings: dict[str, Any]) -> dict[str, Any]:
+        if endpoint:
+            return {"endpoint": endpoint}
+        if not metrics_export_wanted(settings.get("export_metrics")):
+            return {"exporter": DiscardExporter()}
+        reader = PeriodicExportingMetricReader(DiscardMetricExporter())
+        return {
+            "exporter": DiscardExporter(),
+            "meter_provider": MeterProvider(metric_readers=[reader]),
+            "export_metrics": None,
+        }
 
     chosen = configs(names, exporter)
     try:

@@ -1,4 +1,5 @@
-"""One call that makes a FastAPI app send traces and logs to otelhouse (or any OTLP backend).
+"""One call that makes a FastAPI app send traces, logs and HTTP server metrics to otelhouse (or
+any OTLP backend).
 
 ``instrument_app`` returns an :class:`Instrumentation` handle instead of touching the global
 ``TracerProvider``: OpenTelemetry lets a process set that only once, and a handle per app lets
@@ -19,14 +20,24 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from otelhouse.instrumentation.exporter import build_exporter, build_log_exporter, resolve_protocol
+from otelhouse.instrumentation.exporter import (
+    build_exporter,
+    build_log_exporter,
+    build_metric_exporter,
+    resolve_protocol,
+)
 from otelhouse.instrumentation.log_export import LogExport, level_number, logs_export_wanted
 from otelhouse.instrumentation.logs import disable_log_correlation, enable_log_correlation
+from otelhouse.instrumentation.metric_export import (
+    MetricExport,
+    ServerMetrics,
+    metrics_export_wanted,
+)
 from otelhouse.instrumentation.resource import build_resource
 from otelhouse.instrumentation.server_span import ServerSpanMiddleware
 from otelhouse.instrumentation.server_span import excluded_urls as excluded_urls_list
@@ -57,6 +68,11 @@ class Instrumentation:
     correlate_logs: bool
     logs: LogExport | None
     """Where the app's ``logging`` records are exported, when they are."""
+    metrics: MetricExport | None
+    """The helper's own meter provider and its export, when it exports metrics."""
+    meter_provider: MeterProvider | None
+    """Where the request metrics are recorded (``metrics.provider`` or the one passed in);
+    None when they are not recorded."""
     _previous_build: Callable[[], object] = field(repr=False)
     _previous_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = field(repr=False)
     _active: bool = field(default=True, repr=False)
@@ -67,35 +83,40 @@ class Instrumentation:
         return self.tracer_provider.get_tracer("instrumentation")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export the spans ended and the records logged so far; True when they all went out
-        in time. Under ``opentelemetry-instrument`` (engine ``external``) those are the global
-        providers' spans and log records."""
-        flush = getattr(self.tracer_provider, "force_flush", None)
-        spans = bool(flush(timeout_millis)) if flush else True
-        logs = True
+        """Export the spans ended, the records logged and the metrics recorded so far; True
+        when they all went out in time. Under ``opentelemetry-instrument`` (engine
+        ``external``) those are the global providers' spans, log records and metrics."""
+        spans = flush_provider(self.tracer_provider, timeout_millis)
+        logs = metrics = True
         if self.logs:
             logs = self.logs.force_flush(timeout_millis)
         elif self.engine == "external":
-            flush_logs = getattr(get_logger_provider(), "force_flush", None)
-            logs = bool(flush_logs(timeout_millis)) if flush_logs else True
-        return spans and logs
+            logs = flush_provider(get_logger_provider(), timeout_millis)
+        if self.metrics:
+            metrics = self.metrics.force_flush(timeout_millis)
+        elif self.engine == "external":
+            metrics = flush_provider(get_meter_provider(), timeout_millis)
+        return spans and logs and metrics
 
     def shutdown(self, timeout_millis: int = 30_000) -> bool:
-        """Flush, then end the tracer provider if the helper built it and the log export
-        (its handler leaves the logger); neither can be used again.
+        """Flush, then end the tracer provider if the helper built it, the log export (its
+        handler leaves the logger) and the metric export; none can be used again.
 
-        True when every span and record went out: the export was acknowledged, and otelhouse
-        acknowledges only what it has stored."""
+        True when every span, record and metric went out: the export was acknowledged, and
+        otelhouse acknowledges only what it has stored."""
         flushed = self.force_flush(timeout_millis)
         if self.owns_provider and isinstance(self.tracer_provider, TracerProvider):
             self.tracer_provider.shutdown()
         if self.logs:
             flushed = self.logs.close(timeout_millis) and flushed
+        if self.metrics:
+            flushed = self.metrics.close(timeout_millis) and flushed
         return flushed
 
     def uninstrument(self) -> None:
         """Undo everything :func:`instrument_app` did to the app; the tracer provider stays
-        usable, the log export is closed (its records flushed, its handler removed)."""
+        usable, the log export is closed (its records flushed, its handler removed), and so
+        is the helper's metric export (its last measurements exported)."""
         if not self._active:
             return
         self._active = False
@@ -108,7 +129,15 @@ class Instrumentation:
             disable_log_correlation()
         if self.logs:
             self.logs.close()
+        if self.metrics:
+            self.metrics.close()
         delattr(self.app.state, STATE_KEY)
+
+
+def flush_provider(provider: object, timeout_millis: int) -> bool:
+    """``provider.force_flush`` where it has one (the API's no-op providers have none)."""
+    flush = getattr(provider, "force_flush", None)
+    return bool(flush(timeout_millis)) if flush else True
 
 
 def flushing_lifespan(
@@ -156,9 +185,10 @@ def instrument_app(
     logger_name: str | None = None,
     exclude_spans: Iterable[str] = DEFAULT_EXCLUDED_SPANS,
     meter_provider: MeterProvider | None = None,
+    export_metrics: bool | None = None,
 ) -> Instrumentation:
-    """Trace every request of ``app`` and export the spans, and its ``logging`` records, over
-    OTLP.
+    """Trace every request of ``app`` and export the spans, its ``logging`` records and the
+    HTTP server metrics over OTLP.
 
     Unset arguments fall back to the standard env vars: ``OTEL_SERVICE_NAME`` and
     ``OTEL_RESOURCE_ATTRIBUTES`` for the resource; ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
@@ -173,8 +203,7 @@ def instrument_app(
     ``engine="lean"`` (default) makes one server span per request with
     :class:`~instrumentation.server_span.ServerSpanMiddleware`; ``engine="contrib"`` uses
     ``opentelemetry-instrumentation-fastapi`` (hooks, header capture, websockets; about
-    2-3x the CPU), where ``exclude_spans`` drops its per-message send/receive spans and
-    ``meter_provider`` receives its metrics (none by default: otelhouse stores traces).
+    2-3x the CPU), where ``exclude_spans`` drops its per-message send/receive spans.
 
     ``export_logs`` (default: ``OTEL_LOGS_EXPORTER``, ``otlp`` unless ``none``) sends the
     records of the logger ``logger_name`` (root by default) and its children at ``log_level``
@@ -188,7 +217,22 @@ def instrument_app(
     ``instrument_app``, ``opentelemetry-instrument``) is a ``ValueError``: choose another
     ``logger_name`` per app.
 
-    Spans and records are flushed when the server runs the app's lifespan shutdown; call
+    ``export_metrics`` (default: off unless ``OTEL_METRICS_EXPORTER`` is ``otlp``) records
+    ``http.server.request.duration`` (a histogram in seconds with the HTTP semantic
+    conventions' buckets; ``http.route``, ``http.request.method``, ``http.response.status_code``,
+    ``url.scheme``, and ``error.type`` on failures) for every request the lean engine serves,
+    from the server span's own start and end times, into a ``MeterProvider`` with the
+    service's resource, exported by a ``PeriodicExportingMetricReader`` to the same endpoint,
+    protocol and headers as the spans (``OTEL_EXPORTER_OTLP_METRICS_*`` where no argument is
+    given, ``OTEL_METRIC_EXPORT_INTERVAL``, default 60 s). ``engine="contrib"`` records its own
+    metrics into that provider instead. ``meter_provider`` replaces the helper's provider: the
+    metrics are recorded into it and exporting them is yours (with ``export_metrics=False`` it
+    is a ``ValueError``). Like logs, metrics are exported only where the helper exports spans
+    (``export_metrics=True`` with ``tracer_provider`` is a ``ValueError``; pass
+    ``meter_provider``), and not under ``opentelemetry-instrument``, whose
+    ``OTEL_METRICS_EXPORTER`` setup records the same metric for the app already.
+
+    Spans, records and metrics are flushed when the server runs the app's lifespan shutdown; call
     ``handle.shutdown()`` yourself where no lifespan runs. Calling this again for the same
     app returns the first handle unchanged.
     """
@@ -205,6 +249,16 @@ def instrument_app(
             "instrument_app: export_logs=True needs the helper's own export; with "
             "tracer_provider, set up log export on your side"
         )
+    if tracer_provider is not None and meter_provider is None and export_metrics:
+        raise ValueError(
+            "instrument_app: export_metrics=True needs the helper's own export; with "
+            "tracer_provider, pass meter_provider= as well"
+        )
+    if meter_provider is not None and export_metrics is False:
+        raise ValueError(
+            "instrument_app: meter_provider= records the metrics into it; "
+            "export_metrics=False says not to record them: pass one or the other"
+        )
     if engine not in ENGINES:
         raise ValueError(
             f"instrument_app: engine must be one of {', '.join(ENGINES)}, not {engine!r}"
@@ -212,6 +266,7 @@ def instrument_app(
 
     threshold = level_number(log_level)
     logs: LogExport | None = None
+    metric_export: MetricExport | None = None
     if getattr(app, "_is_instrumented_by_opentelemetry", False):
         logger.info("app already instrumented by OpenTelemetry; adding only header and logs")
         applied, provider, owns_provider = "external", trace.get_tracer_provider(), False
@@ -244,6 +299,20 @@ def instrument_app(
                 except Exception:
                     provider.shutdown()
                     raise
+            if meter_provider is None and metrics_export_wanted(export_metrics):
+                metric_protocol = resolve_protocol(protocol, signal="metrics")
+                try:
+                    metric_export = MetricExport.start(
+                        resource, build_metric_exporter(metric_protocol, endpoint, headers)
+                    )
+                except Exception:
+                    provider.shutdown()
+                    if logs:
+                        logs.close()
+                    raise
+                meter_provider = metric_export.provider
+    if applied == "external":
+        meter_provider = None
     if applied == "contrib":
         FastAPIInstrumentor.instrument_app(
             app,
@@ -256,11 +325,12 @@ def instrument_app(
     previous_build = app.build_middleware_stack
     tracer = provider.get_tracer(__name__, __version__)
     excluded = excluded_urls_list(excluded_urls)
+    server_metrics = ServerMetrics(meter_provider) if meter_provider and applied == "lean" else None
 
     def build_middleware_stack() -> ASGIApp:
         stack = previous_build()
         if applied == "lean":
-            return ServerSpanMiddleware(stack, tracer, excluded, trace_header)
+            return ServerSpanMiddleware(stack, tracer, excluded, trace_header, server_metrics)
         return TraceIdHeaderMiddleware(stack, trace_header) if trace_header else stack
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
@@ -275,6 +345,8 @@ def instrument_app(
         engine=applied,
         correlate_logs=correlate_logs,
         logs=logs,
+        metrics=metric_export,
+        meter_provider=meter_provider,
         _previous_build=previous_build,
         _previous_lifespan=app.router.lifespan_context,
     )

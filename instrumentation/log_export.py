@@ -27,6 +27,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import Attributes
 
+from otelhouse.instrumentation.exporter import export_wanted
+
 OWN_LOGGER = "opentelemetry"
 """The SDK's, the exporters' and the instrumentations' loggers all sit below this one."""
 CORRELATION_FIELDS = ("trace_id", "span_id")
@@ -38,17 +40,7 @@ def logs_export_wanted(export_logs: bool | None, env: Mapping[str, str] = os.env
     """The argument, else ``OTEL_LOGS_EXPORTER`` (unset or ``otlp``: on; ``none``: off), the
     standard variable whose default is ``otlp``. Other exporters are a ``ValueError``: the
     helper exports over OTLP only."""
-    if export_logs is not None:
-        return export_logs
-    names = {name.strip() for name in env.get(LOGS_EXPORTER_ENV, "otlp").split(",")} - {""}
-    if not names or names == {"otlp"}:
-        return True
-    if names == {"none"}:
-        return False
-    raise ValueError(
-        f"{LOGS_EXPORTER_ENV}={env[LOGS_EXPORTER_ENV]!r}: instrument_app exports logs over "
-        "OTLP only; use otlp or none (or pass export_logs=)"
-    )
+    return export_wanted(export_logs, LOGS_EXPORTER_ENV, env)
 
 
 def level_number(level: int | str) -> int:

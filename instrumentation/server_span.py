@@ -13,6 +13,7 @@ hooks, header capture and websocket spans, and is what ``opentelemetry-instrumen
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
+from time import time_ns
 from typing import Any
 
 from opentelemetry import context, propagate, trace
@@ -20,6 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import ExcludeList, get_excluded_urls, parse_excluded_urls
 
+from otelhouse.instrumentation.metric_export import ServerMetrics
 from otelhouse.instrumentation.span_attributes import (
     CleanValue,
     sampler_ignores_attributes,
@@ -139,10 +141,15 @@ class ServerSpanMiddleware:
     :class:`~instrumentation.trace_header.TraceIdHeaderMiddleware` would from inside it:
     doing it here spares a middleware layer and a context lookup per request.
 
+    With ``metrics`` it records each request's duration (:class:`~instrumentation.metric_export.
+    ServerMetrics`), sampled or not, from the two clock readings it then takes itself and
+    hands to the span as its start and end times: span and measurement agree exactly.
+
     FastAPI (0.165 and later) makes a server span of its own when OpenTelemetry is configured
     for it (a global tracer provider, or ``FastAPI(telemetry=...)``); that span starts outside
     every middleware. A request FastAPI already traced gets no second span here, only the
-    trace header, as an app instrumented by ``opentelemetry-instrument`` does."""
+    trace header, as an app instrumented by ``opentelemetry-instrument`` does; nor a
+    measurement, as FastAPI records the duration too wherever a meter provider is set."""
 
     def __init__(
         self,
@@ -150,8 +157,10 @@ class ServerSpanMiddleware:
         tracer: trace.Tracer,
         excluded: ExcludeList,
         trace_header: str | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.tracer = tracer
         self.excluded = excluded
         self.header = header_name(trace_header) if trace_header else None
@@ -161,13 +170,21 @@ class ServerSpanMiddleware:
             TraceIdHeaderMiddleware(app, trace_header) if trace_header else app
         )
 
-    def _start(self, scope: MutableMapping[str, Any], parent: Context) -> trace.Span:
+    def _start(
+        self, scope: MutableMapping[str, Any], parent: Context, start_ns: int | None
+    ) -> trace.Span:
         attributes = request_attributes(scope)
         if not self.attributes_after_start:
             return self.tracer.start_span(
-                scope["method"], context=parent, kind=SpanKind.SERVER, attributes=attributes
+                scope["method"],
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                start_time=start_ns,
             )
-        span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+        span = self.tracer.start_span(
+            scope["method"], context=parent, kind=SpanKind.SERVER, start_time=start_ns
+        )
         if span.is_recording():
             set_clean_attributes(span, attributes)
         return span
@@ -180,11 +197,14 @@ class ServerSpanMiddleware:
             await self.header_only(scope, receive, send)
             return
         parent = self.propagation.parent(scope.get("headers", ()))
-        span = self._start(scope, parent)
-        token = context.attach(trace.set_span_in_context(span, parent))
+        metrics = self.metrics
+        start_ns = None if metrics is None else time_ns()
+        span = self._start(scope, parent, start_ns)
+        current = trace.set_span_in_context(span, parent)
+        token = context.attach(current)
         header = self.header
         status = 0
-        raised = False
+        error_type: str | None = None
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -197,21 +217,31 @@ class ServerSpanMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         except Exception as exc:
-            raised = True
+            error_type = type(exc).__qualname__
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
             context.detach(token)
+            route = route_template(scope)
             if span.is_recording():
-                self._describe(span, scope, status, raised)
-            span.end()
+                self._describe(span, scope, route, status, error_type is not None)
+            if metrics is None:
+                span.end()
+            else:
+                assert start_ns is not None
+                end_ns = time_ns()
+                span.end(end_time=end_ns)
+                metrics.record(start_ns, end_ns, scope, route, status, error_type, current)
 
     @staticmethod
     def _describe(
-        span: trace.Span, scope: MutableMapping[str, Any], status: int, raised: bool
+        span: trace.Span,
+        scope: MutableMapping[str, Any],
+        route: str | None,
+        status: int,
+        raised: bool,
     ) -> None:
-        route = route_template(scope)
         attributes: dict[str, CleanValue] = {}
         if route:
             span.update_name(f"{scope['method']} {route}")

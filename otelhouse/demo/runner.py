@@ -1,5 +1,7 @@
 """Run the demo: both services and the load generator in one event loop, until the duration
-ends or Ctrl-C, then stop the servers and flush every span and log record before returning."""
+ends or Ctrl-C, then stop the servers and flush every span, log record and metric before
+returning. Both services export the HTTP server metrics, so the metrics API and dashboard have
+data."""
 
 from __future__ import annotations
 
@@ -127,6 +129,7 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
             environment="demo",
             endpoint=options.otlp_endpoint,
             logger_name=logger,
+            export_metrics=True,
         )
         for name, app, logger in (
             ("inventory", inventory, INVENTORY_LOGGER),
@@ -139,7 +142,7 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
         until = f"for {options.duration_s:g} s" if options.duration_s else "until Ctrl-C"
         print(
             f"shop at {url_of(shop_socket)} calls inventory at {url_of(inventory_socket)}; "
-            f"spans and logs go to {options.otlp_endpoint}\n"
+            f"spans, logs and metrics go to {options.otlp_endpoint}\n"
             f"sending {options.rate:g} requests/s {until}",
             flush=True,
         )
@@ -157,7 +160,7 @@ async def run_demo(options: DemoOptions, tally: Tally) -> None:
         finally:
             progress.cancel()
     finally:
-        print("stopping services and flushing spans and logs ...", flush=True)
+        print("stopping services and flushing spans, logs and metrics ...", flush=True)
         await stop_servers(running)
         for sock in (inventory_socket, shop_socket):
             sock.close()

@@ -156,3 +156,40 @@ def test_env_configured_server_stores_logs_of_its_requests_once(
         (r["TraceId"], r["SpanId"]) for r in requests
     ]
     assert all(r["ResourceAttributes"]["service.name"] == service for r in logs)
+
+
+HISTOGRAM_COUNTS = (
+    "SELECT MetricName AS name, ScopeName AS scope, max(Count) AS count "
+    "FROM otel_metrics_histogram WHERE ServiceName = {s:String} "
+    "GROUP BY MetricName, ScopeName, Attributes"
+)
+
+
+@pytest.mark.parametrize(("launcher", "module", "stop", "has_header"), LAUNCHERS[1:])
+def test_env_configured_server_measures_each_request_once(
+    receiver: Any,
+    storage: Any,
+    launcher: list[str],
+    module: str,
+    stop: signal.Signals,
+    has_header: bool,
+) -> None:
+    """``OTEL_METRICS_EXPORTER=otlp``: under ``opentelemetry-instrument`` its FastAPI
+    instrumentation measures the requests and the helper records nothing, only flushes the
+    global meter provider on lifespan shutdown (so SIGTERM loses nothing); with the helper
+    alone, the variable opts its metrics in."""
+    service = f"zero-code-metrics-{uuid.uuid4().hex[:8]}"
+    env = zero_code_env(service, receiver.endpoint)
+    env["OTEL_METRICS_EXPORTER"] = "otlp"
+    env["OTEL_METRIC_EXPORT_INTERVAL"] = "600000"
+    answers, output = serve_and_call(launcher, module, stop, env, ["/hello/ada", "/hello/bob"])
+
+    assert [a.status_code for a in answers] == [200, 200]
+    rows = list(storage.query(HISTOGRAM_COUNTS, parameters={"s": service}).named_results())
+    durations = [
+        r for r in rows if r["name"].startswith("http.server.") and "duration" in r["name"]
+    ]
+    assert len(durations) == 1, (rows, output)
+    assert durations[0]["count"] == 2
+    helper_scope = durations[0]["scope"] == "otelhouse.instrumentation"
+    assert helper_scope is (launcher == [])

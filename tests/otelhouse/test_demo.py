@@ -1,5 +1,6 @@
 """The demo services propagate one trace across two services and log into it; ``otelhouse
-demo`` runs until Ctrl-C and leaves every answered request stored, with its logs."""
+demo`` runs until Ctrl-C and leaves every answered request stored, with its logs and its
+``http.server.request.duration`` measurement, which the metrics API aggregates."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from clickhouse_connect.driver.client import Client
+from fastapi.testclient import TestClient
 
 from fastapi.testclient import TestClient
 
 from otelhouse.instrumentation import Instrumentation, instrument_app
+from otelhouse.instrumentation.metric_export import DURATION
 from otelhouse.query.app import create_app
 from otelhouse.settings import Settings
 from otelhouse.demo.runner import DemoError, check_reachable
@@ -34,6 +38,12 @@ from otelhouse.core.addresses import free_port
 
 Stored = Callable[..., list[dict[str, Any]]]
 REPO = Path(__file__).resolve().parents[2]
+MEASURED_REQUESTS = (
+    "SELECT ServiceName AS service, sum(latest) AS requests FROM (SELECT ServiceName, "
+    "max(Count) AS latest FROM otel_metrics_histogram WHERE MetricName = {m:String} "
+    "GROUP BY ServiceName, Attributes) GROUP BY ServiceName"
+)
+"""Requests per service: the newest (largest) cumulative count of each series, summed."""
 
 
 def call_shop(
@@ -146,7 +156,7 @@ def test_demo_refuses_to_start_without_a_receiver() -> None:
 
 
 def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
-    receiver: Any, stored: Stored, stored_logs: Stored, settings: Settings
+    receiver: Any, stored: Stored, stored_logs: Stored, storage: Client, settings: Settings
 ) -> None:
     command = [sys.executable, "-m", "otelhouse.cli", "demo", "--otlp-endpoint", receiver.endpoint]
     command += ["--rate", "40", "--progress-interval", "0.5", "--seed", "3"]
@@ -196,3 +206,20 @@ def test_demo_command_runs_until_ctrl_c_and_stores_what_it_answered(
     assert server_errors <= shop["errors"] <= server_errors + unanswered
     if not unanswered:
         assert shop["error_rate"] == server_errors / answered
+
+    measured = storage.query(MEASURED_REQUESTS, parameters={"m": DURATION}).named_results()
+    assert {r["service"]: r["requests"] for r in measured} == {
+        "shop": len(requests),
+        "inventory": len(stored("ServiceName = 'inventory' AND SpanKind = 'Server'")),
+    }
+    with TestClient(create_app(settings.api_config(), settings.storage_config())) as api:
+        answer = api.get(
+            "/api/v1/metrics/query",
+            params={"name": DURATION, "agg": "p95", "group_by": "http.route", "service": "shop"},
+        )
+    assert answer.status_code == 200, answer.text
+    series = answer.json()["series"]
+    routes = {s["labels"].get("http.route") for s in series}
+    assert {"/products", "/checkout"} <= routes
+    values = [value for s in series for _, value in s["points"] if value is not None]
+    assert values and all(0 < value <= 10 for value in values)
